@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class CoreConfig(AppConfig):
+    """Site-wide pieces no other app owns: health checks, start-up checks, the landing page, demo accounts."""
+
+    name = "labelstudio_site.core"
+    label = "core"
