@@ -1,6 +1,7 @@
 """Settings come from the environment, with embedded defaults when nothing is set."""
 
 import json
+import os
 
 from tests.conftest import clean_env
 
@@ -52,3 +53,10 @@ def test_celery_is_set_up_for_long_gpu_tasks():
     assert app.conf.task_acks_late is True
     assert app.conf.task_reject_on_worker_lost is True
     assert app.conf.worker_prefetch_multiplier == 1
+
+
+def test_the_suite_runs_on_the_database_the_environment_names():
+    from django.db import connection
+
+    url = os.environ.get("DATABASE_URL", "sqlite://")
+    assert connection.vendor == ("postgresql" if url.startswith(("postgres", "postgresql")) else "sqlite")
