@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
@@ -8,7 +9,8 @@ from labelstudio_site.core.selectors import health_report, platform_version
 
 @require_GET
 def landing(request: HttpRequest) -> HttpResponse:
-    return render(request, "core/landing.html", {"version": platform_version()})
+    context = {"version": platform_version(), "tiny_profile": settings.ALBUMGEN_PROFILE == "tiny"}
+    return render(request, "core/landing.html", context)
 
 
 @never_cache

@@ -211,6 +211,17 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 
 HEALTHZ_PING_TIMEOUT = env.float("HEALTHZ_PING_TIMEOUT", default=1.0)
 
+# --- Pipeline -----------------------------------------------------------------------------------
+
+# ``tiny``: random-initialised twins from fixtures/tiny (tests, CI, the offline demo); ``full``: the pretrained
+# checkpoints (GPU workers). Individual checkpoints: ALBUMGEN_EMBEDDER, ALBUMGEN_CAPTIONER, ALBUMGEN_MUSICGEN,
+# read by generation.pipeline itself so that the CLI and the workers agree.
+ALBUMGEN_PROFILE = env.str("ALBUMGEN_PROFILE", default="tiny")
+if ALBUMGEN_PROFILE not in ("tiny", "full"):
+    raise ImproperlyConfigured(f"ALBUMGEN_PROFILE is {ALBUMGEN_PROFILE!r}; expected tiny or full")
+# One retrieval index per profile below this folder (an index is tied to the embedder that built it).
+ALBUMGEN_INDEX_DIR = Path(env.str("ALBUMGEN_INDEX_DIR", default=str(VAR_DIR / "index")))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -59,3 +59,10 @@ def test_openapi_schema_is_served(client):
     response = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert response.status_code == 200
     assert response.json()["info"]["title"] == "AlbumGen Studio API"
+
+
+def test_the_offline_demo_says_it_runs_tiny_random_weights(client, settings):
+    settings.ALBUMGEN_PROFILE = "tiny"
+    assert "Offline demo:" in client.get("/").content.decode()
+    settings.ALBUMGEN_PROFILE = "full"
+    assert "Offline demo:" not in client.get("/").content.decode()

@@ -1,0 +1,264 @@
+"""The whole pipeline for one cover: embed -> retrieve -> caption (JSON) -> prompt -> render -> encode.
+
+Profiles: ``full`` loads the pretrained checkpoints (GPU workers); ``tiny`` builds random-initialised twins of the
+same architectures from ``fixtures/tiny`` (tests, CI, the offline demo).
+"""
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from generation.caption import DEFAULT_CAPTIONER, Captioner
+from generation.embed import DEFAULT_EMBEDDER, Embedder
+from generation.encode import EncodedAudio, encode_audio, waveform_peaks
+from generation.features import AcousticFeatures
+from generation.instruction import build_instruction
+from generation.prompt import features_to_prompt
+from generation.render import Renderer, RenderRequest
+from generation.retrieve import DEFAULT_TOP_K, Neighbour, RetrievalIndex, mean_features
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+TINY_DIR = FIXTURES / "tiny"
+DEFAULT_MUSICGEN = "facebook/musicgen-small"
+PROFILES = ("tiny", "full")
+RENDERERS = ("synth", "musicgen")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything that decides a variant's output besides the cover, the seed and the variant's index.
+
+    ``embedder``, ``captioner`` and ``musicgen`` override the profile's checkpoints (hub ids or local paths);
+    unset, the ``full`` profile reads ``ALBUMGEN_EMBEDDER``, ``ALBUMGEN_CAPTIONER`` and ``ALBUMGEN_MUSICGEN``.
+    """
+
+    profile: str = "tiny"
+    renderer: str = "synth"
+    embedder: str | None = None
+    captioner: str | None = None
+    adapter: str | None = None
+    musicgen: str | None = None
+    top_k: int = DEFAULT_TOP_K
+    rag: bool = True
+    constrained: bool = True
+    temperature: float = 1.0
+    duration_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ValueError(f"unknown profile {self.profile!r}; choose one of {', '.join(PROFILES)}")
+        if self.renderer not in RENDERERS:
+            raise ValueError(f"unknown renderer {self.renderer!r}; choose one of {', '.join(RENDERERS)}")
+        if not 1 <= self.top_k <= 100:
+            raise ValueError("top_k must be between 1 and 100")
+        if not 0.5 <= self.duration_s <= 60:
+            raise ValueError("duration_s must be between 0.5 and 60 seconds")
+        if not 0 < self.temperature <= 5:
+            raise ValueError("temperature must be in (0, 5]")
+
+    def fingerprint(self) -> str:
+        """A short stable hash of the config: part of a variant's natural key."""
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+    def checkpoint(self, role: str) -> str:
+        """The hub id or path the ``full`` profile loads for ``role`` (embedder, captioner, musicgen)."""
+        explicit = getattr(self, role)
+        defaults = {"embedder": DEFAULT_EMBEDDER, "captioner": DEFAULT_CAPTIONER, "musicgen": DEFAULT_MUSICGEN}
+        return explicit or os.environ.get(f"ALBUMGEN_{role.upper()}") or defaults[role]
+
+
+def load_embedder(config: PipelineConfig) -> Embedder:
+    if config.profile == "tiny" and config.embedder is None:
+        return Embedder.from_config(TINY_DIR / "clip")
+    return Embedder.from_pretrained(config.checkpoint("embedder"))
+
+
+def load_captioner(config: PipelineConfig) -> Captioner:
+    if config.profile == "tiny" and config.captioner is None:
+        return Captioner.from_config(TINY_DIR / "captioner", adapter_path=config.adapter)
+    return Captioner.from_pretrained(config.checkpoint("captioner"), adapter_path=config.adapter)
+
+
+def load_renderer(config: PipelineConfig) -> Renderer:
+    if config.renderer == "synth":
+        from generation.synth import SynthRenderer
+
+        return SynthRenderer()
+    from generation.musicgen import MusicGenRenderer
+
+    if config.profile == "tiny" and config.musicgen is None:
+        return MusicGenRenderer.from_config(TINY_DIR / "musicgen")
+    return MusicGenRenderer.from_pretrained(config.checkpoint("musicgen"))
+
+
+@dataclass
+class VariantResult:
+    """One variant and every intermediate that explains it."""
+
+    index: int
+    raw_text: str
+    features: AcousticFeatures | None
+    error: str | None
+    prompt: str | None = None
+    audio: EncodedAudio | None = None
+    peaks: list[float] = field(default_factory=list)
+
+
+@dataclass
+class CoverResult:
+    config: PipelineConfig
+    seed: int
+    neighbours: list[Neighbour]
+    context: AcousticFeatures | None
+    instruction: str
+    variants: list[VariantResult]
+    timings: dict[str, float]
+
+    def report(self, audio_paths: Sequence[str | None] | None = None) -> dict[str, Any]:
+        """A JSON-ready account of the run; ``audio_paths[i]`` is where variant i's audio was written."""
+        return {
+            "config": asdict(self.config),
+            "config_fingerprint": self.config.fingerprint(),
+            "seed": self.seed,
+            "neighbours": [n.to_dict() for n in self.neighbours],
+            "context": self.context.to_dict() if self.context else None,
+            "instruction": self.instruction,
+            "timings_s": {stage: round(seconds, 4) for stage, seconds in self.timings.items()},
+            "variants": [
+                {
+                    "index": v.index,
+                    "seed": self.seed,
+                    "raw_text": v.raw_text,
+                    "features": v.features.to_dict() if v.features else None,
+                    "error": v.error,
+                    "prompt": v.prompt,
+                    "audio_path": audio_paths[v.index] if audio_paths else None,
+                    "duration_s": v.audio.duration_s if v.audio else None,
+                    "peaks": v.peaks,
+                }
+                for v in self.variants
+            ],
+        }
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        config: PipelineConfig,
+        embedder: Embedder,
+        index: RetrievalIndex | None,
+        captioner: Captioner,
+        renderer: Renderer,
+    ) -> None:
+        if config.rag and index is None:
+            raise ValueError("retrieval (RAG) needs an index; pass one or set rag=False for zero-shot")
+        self.config = config
+        self.embedder = embedder
+        self.index = index
+        self.captioner = captioner
+        self.renderer = renderer
+
+    @classmethod
+    def load(cls, config: PipelineConfig, *, index_dir: str | Path | None) -> "Pipeline":
+        """Load every stage of ``config`` once; reuse the pipeline for many covers.
+
+        Args:
+            config: profile, checkpoints and decoding settings.
+            index_dir: the saved retrieval index; required when ``config.rag`` (it must come from the same embedder).
+        """
+        embedder = load_embedder(config)
+        index = RetrievalIndex.load(index_dir, embedder_id=embedder.model_id) if index_dir is not None else None
+        return cls(
+            config=config,
+            embedder=embedder,
+            index=index,
+            captioner=load_captioner(config),
+            renderer=load_renderer(config),
+        )
+
+    def genres(self) -> list[str]:
+        if self.index is None:
+            raise ValueError("zero-shot runs still need the genre vocabulary: load an index")
+        return self.index.genres
+
+    def run(self, image: Image.Image, *, variants: int, seed: int, exclude: Sequence[str] = ()) -> CoverResult:
+        """All variants of one cover: one batched captioner call and one batched render call.
+
+        Args:
+            image: the cover, RGB (``generation.images.load_cover_image``).
+            variants: number of variants, 1 to 16.
+            seed: the round seed; the same cover, seed and config reproduce the same JSON and audio.
+            exclude: catalog album ids to leave out of the neighbours (a catalog cover during evaluation).
+        """
+        if not 1 <= variants <= 16:
+            raise ValueError("variants must be between 1 and 16")
+        timings: dict[str, float] = {}
+        with _timed(timings, "embed"):
+            embedding = self.embedder.embed([image])[0]
+        neighbours: list[Neighbour] = []
+        context = None
+        if self.config.rag:
+            assert self.index is not None
+            with _timed(timings, "retrieve"):
+                neighbours = self.index.search(embedding, k=self.config.top_k, exclude=exclude)
+                context = mean_features(neighbours)
+        genres = self.genres()
+        instruction = build_instruction(genres=genres, context=context, neighbour_genres=[n.genre for n in neighbours])
+        with _timed(timings, "caption"):
+            captions = self.captioner.generate(
+                image,
+                instruction=instruction,
+                genres=genres,
+                num_variants=variants,
+                seed=seed,
+                constrained=self.config.constrained,
+                temperature=self.config.temperature,
+            )
+        results = [VariantResult(i, c.raw_text, c.features, c.error) for i, c in enumerate(captions)]
+        renderable = [r for r in results if r.features is not None]
+        with _timed(timings, "prompt"):
+            for result in renderable:
+                assert result.features is not None
+                result.prompt = features_to_prompt(result.features)
+        if renderable:
+            with _timed(timings, "render"):
+                requests = [RenderRequest(prompt=r.prompt or "", features=r.features) for r in renderable if r.features]
+                audio = self.renderer.render(requests, seed=seed, duration_s=self.config.duration_s)
+            with _timed(timings, "encode"):
+                for result, samples in zip(renderable, audio, strict=True):
+                    result.audio = encode_audio(samples, self.renderer.sample_rate)
+                    result.peaks = waveform_peaks(samples)
+        return CoverResult(self.config, seed, neighbours, context, instruction, results, timings)
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[stage] = time.perf_counter() - start
+
+
+def save_cover_result(result: CoverResult, out_dir: str | Path) -> dict[str, Any]:
+    """Write each variant's audio and ``report.json`` into ``out_dir``; return the report."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: list[str | None] = []
+    for variant in result.variants:
+        if variant.audio is None:
+            paths.append(None)
+            continue
+        path = out / f"variant-{variant.index:02d}.{variant.audio.extension}"
+        path.write_bytes(variant.audio.data)
+        paths.append(str(path))
+    report = result.report(paths)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
