@@ -131,3 +131,10 @@ def test_evaluate_prints_the_table(index_dir, capsys):
     ):
         assert method in table
     assert "3/3" in table
+
+
+def test_the_musicgen_renderer_reproduces_bytes_too(index_dir):
+    first, first_audio = run_once(index_dir, seed=4, renderer="musicgen")
+    again, again_audio = run_once(index_dir, seed=4, renderer="musicgen")
+    assert first == again and first_audio == again_audio
+    assert [v["prompt"] for v in first["variants"]] == [v["prompt"] for v in again["variants"]]
