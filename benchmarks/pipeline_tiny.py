@@ -13,8 +13,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from generation.__main__ import default_index_dir  # noqa: E402
+from generation.config import RENDERERS, PipelineConfig  # noqa: E402
 from generation.images import load_cover_image  # noqa: E402
-from generation.pipeline import RENDERERS, Pipeline, PipelineConfig  # noqa: E402
+from generation.pipeline import Pipeline  # noqa: E402
 
 
 def main() -> None:

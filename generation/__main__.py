@@ -7,11 +7,12 @@ import sys
 from pathlib import Path
 
 from generation.caption import AdapterMismatchError
+from generation.config import PROFILES, RENDERERS, PipelineConfig
 from generation.features import FeatureError
 from generation.images import CoverImageError, load_cover_image
 from generation.loading import ModelLoadError
 from generation.musicoset import MusicOSetError, read_musicoset
-from generation.pipeline import PROFILES, RENDERERS, Pipeline, PipelineConfig, load_embedder, save_cover_result
+from generation.pipeline import Pipeline, load_captioner, load_embedder, load_renderer, save_cover_result
 from generation.retrieve import CatalogEntry, IndexMismatchError, RetrievalIndex
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,8 +82,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     albums = [album for album in catalog.albums if album.split == args.split][: args.limit]
     embedder = load_embedder(config)
     index = RetrievalIndex.load(args.index or default_index_dir(args.profile), embedder_id=embedder.model_id)
-    from generation.pipeline import load_captioner, load_renderer
-
     pipeline = Pipeline(
         config=config, embedder=embedder, index=index, captioner=load_captioner(config), renderer=load_renderer(config)
     )

@@ -19,11 +19,11 @@ from PIL import Image
 from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer, InternVLConfig
 from transformers.utils import cached_file
 
+from generation.config import DEFAULT_CAPTIONER
 from generation.embed import default_device
 from generation.features import AcousticFeatures, FeatureError, feature_json_schema, parse_features
 from generation.loading import ModelLoadError, pretrained_or_explain
 
-DEFAULT_CAPTIONER = "OpenGVLab/InternVL3-1B-hf"
 # The feature object is ~200 characters; 384 tokens leave room for long numbers in a small vocabulary and still
 # stop a runaway unconstrained generation.
 DEFAULT_MAX_NEW_TOKENS = 384

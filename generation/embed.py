@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 from transformers import AutoImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
+from generation.config import DEFAULT_EMBEDDER
 from generation.loading import pretrained_or_explain
 
-DEFAULT_EMBEDDER = "openai/clip-vit-base-patch16"
 # Embedding this many covers per forward pass keeps the tiny twin's and ViT-B/16's activations small on CPU.
 EMBED_BATCH = 32
 

@@ -14,9 +14,9 @@ from typing import Any
 import faiss
 import numpy as np
 
+from generation.config import DEFAULT_TOP_K
 from generation.features import NUMERIC_RANGES, AcousticFeatures, features_from_mapping
 
-DEFAULT_TOP_K = 5
 # Exact search is fast enough up to about 1e5 covers (a 512-d flat scan of 1e5 rows is a few ms); above that an
 # IVF or HNSW index would be the next step.
 INDEX_FILE, META_FILE = "index.faiss", "meta.json"

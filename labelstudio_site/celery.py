@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from celery import Celery
+from celery.signals import worker_ready
 
 from labelstudio_site.startup import require_valid_settings
 
@@ -20,3 +21,10 @@ def _create_broker_folders(sender: Celery, **kwargs: object) -> None:
     for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         if key in options:
             Path(options[key]).mkdir(parents=True, exist_ok=True)
+
+
+@worker_ready.connect
+def _reap_on_start(sender: object, **kwargs: object) -> None:
+    """A worker starting after a crash requeues the batches its predecessor left running (by task name: the studio
+    app is not loaded yet when this module is)."""
+    app.send_task("studio.variants_reap_task")

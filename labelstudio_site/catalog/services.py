@@ -262,8 +262,9 @@ def catalog_index_build(*, profile: str, embedder: str | None, out_dir: Path) ->
     if not albums:
         raise ValueError("the catalog has no album with a cover: run import_musicoset first")
     # Imported here so that the web process, which imports this module, never loads torch.
+    from generation.config import PipelineConfig
     from generation.images import load_cover_image
-    from generation.pipeline import PipelineConfig, load_embedder
+    from generation.pipeline import load_embedder
     from generation.retrieve import CatalogEntry, RetrievalIndex
 
     genres = sorted({album.genre for album in albums})

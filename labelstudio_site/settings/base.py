@@ -221,6 +221,14 @@ if ALBUMGEN_PROFILE not in ("tiny", "full"):
     raise ImproperlyConfigured(f"ALBUMGEN_PROFILE is {ALBUMGEN_PROFILE!r}; expected tiny or full")
 # One retrieval index per profile below this folder (an index is tied to the embedder that built it).
 ALBUMGEN_INDEX_DIR = Path(env.str("ALBUMGEN_INDEX_DIR", default=str(VAR_DIR / "index")))
+# A batch still "running" after this long lost its worker (killed, or its message lost with it): the reaper
+# requeues it. Longer than the slowest batch: 4 x 10 s variants take ~12 s on an H200 and ~3 s on the tiny profile.
+ALBUMGEN_STALE_AFTER_S = env.float("ALBUMGEN_STALE_AFTER_S", default=600.0)
+ALBUMGEN_REAP_INTERVAL_S = env.float("ALBUMGEN_REAP_INTERVAL_S", default=60.0)
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-variants": {"task": "studio.variants_reap_task", "schedule": ALBUMGEN_REAP_INTERVAL_S},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 LOGGING = {
     "version": 1,

@@ -8,8 +8,9 @@ import pytest
 import soundfile
 
 from generation.__main__ import main as cli
+from generation.config import PipelineConfig
 from generation.images import load_cover_image
-from generation.pipeline import Pipeline, PipelineConfig
+from generation.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = ROOT / "fixtures" / "musicoset"

@@ -1,0 +1,141 @@
+"""Covers, generation rounds and their variants."""
+
+from django.conf import settings
+from django.db import models
+
+from labelstudio_site.training.models import ModelVersion
+
+
+class CoverSource(models.TextChoices):
+    UPLOAD = "upload", "uploaded"
+    IMPORT = "import", "imported from a folder"
+    CATALOG = "catalog", "catalog album"
+
+
+class Cover(models.Model):
+    image = models.ImageField(upload_to="covers/", help_text="The validated image, stored under a random name.")
+    sha256 = models.CharField(max_length=64, help_text="SHA-256 of the file's bytes: one row per distinct image.")
+    title = models.CharField(max_length=300, blank=True, help_text="Optional album title.")
+    artist = models.CharField(max_length=300, blank=True, help_text="Optional artist name.")
+    split = models.CharField(
+        max_length=8,
+        choices=[("train", "train"), ("test", "test"), ("new", "new")],
+        default="new",
+        help_text="Catalog split for catalog covers; new for uploads.",
+    )
+    source = models.CharField(max_length=8, choices=CoverSource.choices, help_text="How the cover arrived.")
+    album = models.ForeignKey(
+        "catalog.Album",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The catalog album, for catalog covers.",
+    )
+    width = models.PositiveIntegerField(help_text="Pixels.")
+    height = models.PositiveIntegerField(help_text="Pixels.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["sha256"], name="studio_cover_unique_sha256")]
+
+    def __str__(self) -> str:
+        return self.title or f"cover {self.pk}"
+
+
+class RoundStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class GenerationRound(models.Model):
+    name = models.CharField(max_length=200, help_text="Shown to admins only.")
+    covers = models.ManyToManyField(Cover, related_name="rounds", help_text="The covers to generate for.")
+    captioner_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="rounds", help_text="The captioner that writes features."
+    )
+    variants_per_cover = models.PositiveSmallIntegerField(help_text="Variants per cover, 1-16, one batch each.")
+    seed = models.BigIntegerField(help_text="Round seed: variant i of a cover is row i of the seeded batch.")
+    render_settings = models.JSONField(
+        help_text="renderer, duration_s, temperature, top_k, rag, constrained (generation.pipeline.PipelineConfig)."
+    )
+    config_fingerprint = models.CharField(max_length=16, help_text="Hash of the full pipeline config.")
+    overlap_k = models.PositiveSmallIntegerField(default=3, help_text="Distinct labelers per label task.")
+    status = models.CharField(
+        max_length=8,
+        choices=RoundStatus.choices,
+        default=RoundStatus.QUEUED,
+        help_text="queued until a worker starts, running, then done (or failed when any variant failed).",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(variants_per_cover__gte=1, variants_per_cover__lte=16),
+                name="studio_round_variants_range",
+            ),
+            models.CheckConstraint(condition=models.Q(overlap_k__gte=1), name="studio_round_overlap_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class VariantStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Variant(models.Model):
+    round = models.ForeignKey(GenerationRound, on_delete=models.CASCADE, related_name="variants")
+    cover = models.ForeignKey(Cover, on_delete=models.PROTECT, related_name="variants")
+    captioner_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="variants")
+    index = models.PositiveSmallIntegerField(help_text="Row in the cover's batch.")
+    seed = models.BigIntegerField(help_text="The round seed the batch was drawn with.")
+    status = models.CharField(max_length=8, choices=VariantStatus.choices, default=VariantStatus.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Times a worker started this variant's batch.")
+    worker = models.CharField(max_length=200, blank=True, help_text="Host name of the worker that ran it last.")
+    neighbours = models.JSONField(default=list, blank=True, help_text="Retrieved catalog albums, nearest first.")
+    raw_text = models.TextField(blank=True, help_text="The captioner's output, verbatim.")
+    features = models.JSONField(null=True, blank=True, help_text="The parsed and validated features.")
+    prompt = models.TextField(blank=True, help_text="The music prompt made from the features.")
+    audio = models.FileField(upload_to="audio/", blank=True, help_text="Rendered audio under a random name.")
+    audio_mime = models.CharField(max_length=32, blank=True)
+    peaks = models.JSONField(default=list, blank=True, help_text="Waveform peaks 0-1 for the player.")
+    duration_s = models.FloatField(null=True, blank=True)
+    timings = models.JSONField(default=dict, blank=True, help_text="Seconds per stage for the cover's batch.")
+    error = models.TextField(blank=True, help_text="Why the variant failed, in one sentence.")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["round", "cover", "captioner_version", "index"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["round", "cover", "captioner_version", "index"], name="studio_variant_natural_key"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=VariantStatus.values), name="studio_variant_status_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["round", "status"], name="studio_variant_round_status"),
+            models.Index(fields=["status", "started_at"], name="studio_variant_stale"),
+        ]
+
+    def __str__(self) -> str:
+        return f"variant {self.index} of cover {self.cover_id} in round {self.round_id}"

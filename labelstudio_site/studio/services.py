@@ -1,0 +1,382 @@
+"""Writes of the studio: cover intake, generation rounds, and the variant lifecycle the GPU workers drive.
+
+A variant's batch (round, cover, captioner version) moves queued -> running -> done | failed. A worker claims the
+queued variants of a batch by bumping their ``attempts``; only the attempt that claimed them may store results,
+so a redelivered task, a duplicate message or a reaped batch never writes twice.
+"""
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from generation.config import PipelineConfig
+from generation.images import CoverImageError, load_cover_image
+from labelstudio_site.catalog.models import Album
+from labelstudio_site.studio.models import (
+    Cover,
+    CoverSource,
+    GenerationRound,
+    RoundStatus,
+    Variant,
+    VariantStatus,
+)
+from labelstudio_site.training.models import ModelKind, ModelVersion
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+# What an admin may set per round; everything else of PipelineConfig comes from the captioner version.
+RENDER_SETTINGS = ("renderer", "duration_s", "temperature", "top_k", "rag", "constrained")
+DEFAULT_RENDER_SETTINGS = {
+    "renderer": "synth",
+    "duration_s": 10.0,
+    "temperature": 1.0,
+    "top_k": 5,
+    "rag": True,
+    "constrained": True,
+}
+
+
+class RoundError(ValueError):
+    """A round that cannot be created, with the reason in one sentence."""
+
+
+@dataclass
+class CoverIntakeReport:
+    created: list[Cover] = field(default_factory=list)
+    duplicates: list[tuple[str, Cover]] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+
+def cover_create(
+    *,
+    data: bytes,
+    name: str,
+    source: str = CoverSource.UPLOAD,
+    title: str = "",
+    artist: str = "",
+    album: Album | None = None,
+    split: str = "new",
+    created_by: AbstractBaseUser | None = None,
+) -> tuple[Cover, bool]:
+    """Validate an image and store it once; a file already stored (same SHA-256) returns the existing cover.
+
+    Args:
+        data: the file's bytes.
+        name: the original file name, for the extension only (the stored name is random).
+
+    Returns:
+        (cover, created): created is False for a duplicate.
+
+    Raises:
+        CoverImageError: not a usable image (nothing is stored).
+    """
+    image = load_cover_image(data)
+    digest = hashlib.sha256(data).hexdigest()
+    existing = Cover.objects.filter(sha256=digest).first()
+    if existing is not None:
+        return existing, False
+    suffix = Path(name).suffix.lower() if Path(name).suffix.lower() in IMAGE_SUFFIXES else ".img"
+    cover = Cover(
+        sha256=digest,
+        title=title[:300],
+        artist=artist[:300],
+        source=source,
+        album=album,
+        split=split,
+        width=image.width,
+        height=image.height,
+        created_by=created_by,
+    )
+    cover.image.save(f"{uuid.uuid4().hex}{suffix}", ContentFile(data), save=False)
+    with transaction.atomic():
+        cover.save()
+    return cover, True
+
+
+def covers_intake(
+    *, files: Iterable[tuple[str, bytes]], source: str, created_by: AbstractBaseUser | None = None
+) -> CoverIntakeReport:
+    """Store many files; bad images and duplicates are reported, never stored.
+
+    Args:
+        files: (name, bytes) pairs.
+        source: ``upload`` or ``import``.
+    """
+    report = CoverIntakeReport()
+    for name, data in files:
+        try:
+            cover, created = cover_create(data=data, name=name, source=source, created_by=created_by)
+        except CoverImageError as exc:
+            report.rejected.append((name, str(exc)))
+            continue
+        (report.created.append(cover) if created else report.duplicates.append((name, cover)))
+    return report
+
+
+def covers_import_directory(*, directory: Path, created_by: AbstractBaseUser | None = None) -> CoverIntakeReport:
+    """Every image file directly in ``directory`` (by extension), in name order."""
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory} is not a folder")
+    paths = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return covers_intake(files=((p.name, p.read_bytes()) for p in paths), source=CoverSource.IMPORT,
+                         created_by=created_by)
+
+
+def covers_from_catalog(*, split: str | None = None, limit: int | None = None) -> CoverIntakeReport:
+    """Covers of the imported catalog's albums (title, artist and split carried over)."""
+    albums = Album.objects.exclude(cover="").order_by("musicoset_id")
+    if split is not None:
+        albums = albums.filter(split=split)
+    report = CoverIntakeReport()
+    for album in albums[:limit]:
+        with album.cover.open("rb") as file:
+            data = file.read()
+        cover, created = cover_create(
+            data=data,
+            name=album.cover.name,
+            source=CoverSource.CATALOG,
+            title=album.name,
+            artist=", ".join(album.artist_names),
+            album=album,
+            split=album.split,
+        )
+        (report.created.append(cover) if created else report.duplicates.append((album.name, cover)))
+    return report
+
+
+def pipeline_config_for(*, version: ModelVersion, render_settings: dict) -> PipelineConfig:
+    """The full pipeline config of a round: the captioner version's model plus the round's render settings.
+
+    Raises:
+        ValueError: a setting out of range or unknown.
+    """
+    unknown = sorted(set(render_settings) - set(RENDER_SETTINGS))
+    if unknown:
+        raise ValueError(f"unknown render settings: {', '.join(unknown)}")
+    return PipelineConfig(
+        profile=version.profile,
+        captioner=version.base_model_id or None,
+        adapter=version.adapter_path or None,
+        **{**DEFAULT_RENDER_SETTINGS, **render_settings},
+    )
+
+
+@transaction.atomic
+def round_create(
+    *,
+    name: str,
+    covers: list[Cover],
+    captioner_version: ModelVersion,
+    variants_per_cover: int,
+    seed: int | None = None,
+    render_settings: dict | None = None,
+    overlap_k: int = 3,
+    created_by: AbstractBaseUser | None = None,
+) -> GenerationRound:
+    """Create a round with one queued variant row per (cover, index); one GPU task per cover after commit.
+
+    Args:
+        seed: the round seed; default a random 31-bit number, recorded on the round.
+        render_settings: any of renderer, duration_s, temperature, top_k, rag, constrained.
+
+    Raises:
+        RoundError: no covers, a version that is not a captioner, or settings out of range (nothing is created).
+    """
+    # tasks imports this module; importing it back at the top would be circular.
+    from labelstudio_site.studio.tasks import cover_generate_task
+
+    if not covers:
+        raise RoundError("a round needs at least one cover")
+    if captioner_version.kind != ModelKind.CAPTIONER:
+        raise RoundError(f"model version {captioner_version.pk} is a {captioner_version.kind}, not a captioner")
+    if not 1 <= variants_per_cover <= 16:
+        raise RoundError("variants per cover must be between 1 and 16")
+    if overlap_k < 1:
+        raise RoundError("overlap k must be at least 1")
+    settings = {**DEFAULT_RENDER_SETTINGS, **(render_settings or {})}
+    try:
+        config = pipeline_config_for(version=captioner_version, render_settings=settings)
+    except (TypeError, ValueError) as exc:
+        raise RoundError(f"render settings: {exc}") from exc
+    seed = secrets.randbelow(2**31) if seed is None else seed
+    generation_round = GenerationRound.objects.create(
+        name=name or f"round {timezone.now():%Y-%m-%d %H:%M}",
+        captioner_version=captioner_version,
+        variants_per_cover=variants_per_cover,
+        seed=seed,
+        render_settings=settings,
+        config_fingerprint=config.fingerprint(),
+        overlap_k=overlap_k,
+        created_by=created_by,
+    )
+    generation_round.covers.set(covers)
+    Variant.objects.bulk_create(
+        Variant(round=generation_round, cover=cover, captioner_version=captioner_version, index=index, seed=seed)
+        for cover in covers
+        for index in range(variants_per_cover)
+    )
+    for cover in covers:
+        args = (generation_round.pk, cover.pk, captioner_version.pk)
+        transaction.on_commit(lambda args=args: cover_generate_task.delay(*args))
+    return generation_round
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A worker's hold on the unfinished variants of one batch."""
+
+    round_id: int
+    variant_ids: list[int]
+    attempt: int
+    config: PipelineConfig
+    seed: int
+    variants_per_cover: int
+    cover_image_path: str
+
+
+@transaction.atomic
+def batch_claim(*, round_id: int, cover_id: int, version_id: int, worker: str) -> Claim | None:
+    """Mark the batch's queued variants running under a new attempt number; None when nothing is left to do."""
+    variants = list(
+        Variant.objects.select_for_update()
+        .filter(round_id=round_id, cover_id=cover_id, captioner_version_id=version_id)
+        .order_by("index")
+    )
+    queued = [v for v in variants if v.status == VariantStatus.QUEUED]
+    if not queued:
+        return None
+    attempt = max(v.attempts for v in variants) + 1
+    now = timezone.now()
+    Variant.objects.filter(pk__in=[v.pk for v in queued]).update(
+        status=VariantStatus.RUNNING, attempts=attempt, started_at=now, worker=worker, error=""
+    )
+    generation_round = GenerationRound.objects.select_related("captioner_version").get(pk=round_id)
+    if generation_round.status == RoundStatus.QUEUED:
+        GenerationRound.objects.filter(pk=round_id).update(status=RoundStatus.RUNNING)
+    cover = Cover.objects.get(pk=cover_id)
+    return Claim(
+        round_id=round_id,
+        variant_ids=[v.pk for v in queued],
+        attempt=attempt,
+        config=pipeline_config_for(
+            version=generation_round.captioner_version, render_settings=generation_round.render_settings
+        ),
+        seed=generation_round.seed,
+        variants_per_cover=generation_round.variants_per_cover,
+        cover_image_path=cover.image.path,
+    )
+
+
+@dataclass(frozen=True)
+class VariantOutput:
+    index: int
+    neighbours: list
+    raw_text: str
+    features: dict | None
+    error: str | None
+    prompt: str
+    audio: bytes | None
+    audio_extension: str
+    audio_mime: str
+    peaks: list[float]
+    duration_s: float | None
+    timings: dict[str, float]
+
+
+@transaction.atomic
+def batch_store(*, claim: Claim, outputs: list[VariantOutput]) -> int:
+    """Store the outputs of the claimed variants; returns how many were stored.
+
+    Only variants still running under this claim's attempt are written, so a stale or duplicate attempt writes
+    nothing. Audio goes under a random name, so its URL says nothing about the variant.
+    """
+    by_index = {output.index: output for output in outputs}
+    stored = 0
+    now = timezone.now()
+    variants = Variant.objects.select_for_update().filter(
+        pk__in=claim.variant_ids, status=VariantStatus.RUNNING, attempts=claim.attempt
+    )
+    for variant in variants:
+        output = by_index[variant.index]
+        variant.neighbours, variant.raw_text, variant.features = output.neighbours, output.raw_text, output.features
+        variant.prompt, variant.peaks, variant.timings = output.prompt, output.peaks, output.timings
+        variant.finished_at = now
+        if output.audio is None:
+            variant.status, variant.error = VariantStatus.FAILED, output.error or "no audio was rendered"
+        else:
+            variant.audio.save(f"{uuid.uuid4().hex}.{output.audio_extension}", ContentFile(output.audio), save=False)
+            variant.audio_mime, variant.duration_s = output.audio_mime, output.duration_s
+            variant.status = VariantStatus.DONE
+        variant.save()
+        stored += 1
+    if stored:
+        round_status_refresh(round_id=claim.round_id)
+    return stored
+
+
+@transaction.atomic
+def batch_fail(*, claim: Claim, reason: str) -> None:
+    """Record why the claimed variants failed (only while this attempt still holds them)."""
+    variants = Variant.objects.filter(pk__in=claim.variant_ids, status=VariantStatus.RUNNING, attempts=claim.attempt)
+    if variants.update(status=VariantStatus.FAILED, error=reason[:2000], finished_at=timezone.now()):
+        round_status_refresh(round_id=claim.round_id)
+
+
+@transaction.atomic
+def batch_release(*, claim: Claim) -> None:
+    """Hand the claimed variants back to the queue (before a retry)."""
+    Variant.objects.filter(pk__in=claim.variant_ids, status=VariantStatus.RUNNING, attempts=claim.attempt).update(
+        status=VariantStatus.QUEUED
+    )
+
+
+def round_status_refresh(*, round_id: int) -> None:
+    """Derive the round's status from its variants (in the caller's transaction)."""
+    counts = Variant.objects.filter(round_id=round_id).aggregate(
+        open=Count("pk", filter=Q(status__in=[VariantStatus.QUEUED, VariantStatus.RUNNING])),
+        failed=Count("pk", filter=Q(status=VariantStatus.FAILED)),
+    )
+    if counts["open"]:
+        GenerationRound.objects.filter(pk=round_id).update(status=RoundStatus.RUNNING, finished_at=None)
+    else:
+        status = RoundStatus.FAILED if counts["failed"] else RoundStatus.DONE
+        GenerationRound.objects.filter(pk=round_id).update(status=status, finished_at=timezone.now())
+
+
+def batches_requeue(*, variants: Iterable[Variant]) -> set[tuple[int, int, int]]:
+    """Reset variants to queued and enqueue one task per batch after commit; returns the batches."""
+    from labelstudio_site.studio.tasks import cover_generate_task
+
+    batches: set[tuple[int, int, int]] = set()
+    ids = []
+    for variant in variants:
+        ids.append(variant.pk)
+        batches.add((variant.round_id, variant.cover_id, variant.captioner_version_id))
+    with transaction.atomic():
+        Variant.objects.filter(pk__in=ids).update(status=VariantStatus.QUEUED, error="")
+        for round_id in {batch[0] for batch in batches}:
+            round_status_refresh(round_id=round_id)
+        for batch in sorted(batches):
+            transaction.on_commit(lambda batch=batch: cover_generate_task.delay(*batch))
+    return batches
+
+
+def variants_reap_stale(*, stale_after_s: float) -> set[tuple[int, int, int]]:
+    """Requeue variants left running longer than ``stale_after_s`` (their worker died, or its message was lost)."""
+    cutoff = timezone.now() - timedelta(seconds=stale_after_s)
+    stale = Variant.objects.filter(status=VariantStatus.RUNNING, started_at__lt=cutoff)
+    return batches_requeue(variants=list(stale))
+
+
+def round_retry_failed(*, generation_round: GenerationRound) -> set[tuple[int, int, int]]:
+    """Requeue the round's failed variants (an admin's retry)."""
+    return batches_requeue(variants=list(generation_round.variants.filter(status=VariantStatus.FAILED)))
