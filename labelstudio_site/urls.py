@@ -1,9 +1,12 @@
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from labelstudio_site.core import views as core_views
+from labelstudio_site.studio import apis as studio_apis
+from labelstudio_site.studio import views as studio_views
 
 admin.site.site_header = "AlbumGen Studio administration"
 admin.site.site_title = "AlbumGen Studio"
@@ -17,4 +20,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("studio/admin/", include("labelstudio_site.studio.urls")),
+    path("api/rounds/", studio_apis.RoundCreateApi.as_view(), name="api-round-create"),
+    path("api/rounds/<int:round_id>/", studio_apis.RoundProgressApi.as_view(), name="api-round-progress"),
+    # Covers and audio for staff, in every configuration (django.views.static.serve is DEBUG-only and has no ranges).
+    path(f"{settings.MEDIA_URL.lstrip('/')}<path:path>", studio_views.media, name="media"),
 ]

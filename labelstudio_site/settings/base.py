@@ -197,6 +197,10 @@ CELERY_QUEUE_DEFAULT = "default"
 CELERY_TASK_DEFAULT_QUEUE = CELERY_QUEUE_DEFAULT
 CELERY_TASK_CREATE_MISSING_QUEUES = False
 CELERY_TASK_QUEUES = [Queue(name) for name in (CELERY_QUEUE_GPU, CELERY_QUEUE_TRAIN, CELERY_QUEUE_DEFAULT)]
+CELERY_TASK_ROUTES = {
+    "studio.cover_generate_task": {"queue": CELERY_QUEUE_GPU},
+    "studio.variants_reap_task": {"queue": CELERY_QUEUE_DEFAULT},
+}
 # Long GPU tasks: acknowledge only when finished, hand the task back if the worker dies, and take one at a time so
 # that a busy worker does not sit on tasks another GPU could run.
 CELERY_TASK_ACKS_LATE = True

@@ -11,9 +11,10 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import Count, Q
@@ -65,7 +66,7 @@ def cover_create(
     artist: str = "",
     album: Album | None = None,
     split: str = "new",
-    created_by: AbstractBaseUser | None = None,
+    created_by: User | None = None,
 ) -> tuple[Cover, bool]:
     """Validate an image and store it once; a file already stored (same SHA-256) returns the existing cover.
 
@@ -103,7 +104,7 @@ def cover_create(
 
 
 def covers_intake(
-    *, files: Iterable[tuple[str, bytes]], source: str, created_by: AbstractBaseUser | None = None
+    *, files: Iterable[tuple[str, bytes]], source: str, created_by: User | None = None
 ) -> CoverIntakeReport:
     """Store many files; bad images and duplicates are reported, never stored.
 
@@ -122,13 +123,14 @@ def covers_intake(
     return report
 
 
-def covers_import_directory(*, directory: Path, created_by: AbstractBaseUser | None = None) -> CoverIntakeReport:
+def covers_import_directory(*, directory: Path, created_by: User | None = None) -> CoverIntakeReport:
     """Every image file directly in ``directory`` (by extension), in name order."""
     if not directory.is_dir():
         raise FileNotFoundError(f"{directory} is not a folder")
     paths = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    return covers_intake(files=((p.name, p.read_bytes()) for p in paths), source=CoverSource.IMPORT,
-                         created_by=created_by)
+    return covers_intake(
+        files=((p.name, p.read_bytes()) for p in paths), source=CoverSource.IMPORT, created_by=created_by
+    )
 
 
 def covers_from_catalog(*, split: str | None = None, limit: int | None = None) -> CoverIntakeReport:
@@ -142,7 +144,7 @@ def covers_from_catalog(*, split: str | None = None, limit: int | None = None) -
             data = file.read()
         cover, created = cover_create(
             data=data,
-            name=album.cover.name,
+            name=album.cover.name or "",
             source=CoverSource.CATALOG,
             title=album.name,
             artist=", ".join(album.artist_names),
@@ -180,7 +182,7 @@ def round_create(
     seed: int | None = None,
     render_settings: dict | None = None,
     overlap_k: int = 3,
-    created_by: AbstractBaseUser | None = None,
+    created_by: User | None = None,
 ) -> GenerationRound:
     """Create a round with one queued variant row per (cover, index); one GPU task per cover after commit.
 
@@ -225,8 +227,7 @@ def round_create(
         for index in range(variants_per_cover)
     )
     for cover in covers:
-        args = (generation_round.pk, cover.pk, captioner_version.pk)
-        transaction.on_commit(lambda args=args: cover_generate_task.delay(*args))
+        transaction.on_commit(partial(cover_generate_task.delay, generation_round.pk, cover.pk, captioner_version.pk))
     return generation_round
 
 
@@ -366,7 +367,7 @@ def batches_requeue(*, variants: Iterable[Variant]) -> set[tuple[int, int, int]]
         for round_id in {batch[0] for batch in batches}:
             round_status_refresh(round_id=round_id)
         for batch in sorted(batches):
-            transaction.on_commit(lambda batch=batch: cover_generate_task.delay(*batch))
+            transaction.on_commit(partial(cover_generate_task.delay, *batch))
     return batches
 
 

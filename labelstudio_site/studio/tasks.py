@@ -17,9 +17,10 @@ logger = logging.getLogger(__name__)
 # two stay resident (a GPU holds a 1B captioner and MusicGen-small in ~6 GiB; two sets fit a 24 GB card).
 _PIPELINES: "OrderedDict[PipelineConfig, object]" = OrderedDict()
 PIPELINE_CACHE_SIZE = 2
-# Errors that may pass on their own (GPU out of memory next to another job, a file system hiccup): retried with
-# backoff. Anything else is a property of the input or the model and fails the batch with its reason.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OSError, MemoryError)
+# Errors that may pass on their own (GPU out of memory next to another job, a network file system timing out):
+# retried with backoff. Anything else (a missing index or checkpoint, a broken cover) is a property of the input
+# or the configuration and fails the batch at once with its reason.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (MemoryError, ConnectionError, TimeoutError)
 try:
     import torch
 
@@ -42,7 +43,7 @@ def pipeline_for(config: PipelineConfig):  # noqa: ANN201 - generation.pipeline.
     return pipeline
 
 
-@shared_task(bind=True, name="studio.cover_generate_task", queue=settings.CELERY_QUEUE_GPU, max_retries=3)
+@shared_task(bind=True, name="studio.cover_generate_task", max_retries=3)
 def cover_generate_task(self, round_id: int, cover_id: int, captioner_version_id: int) -> int:  # noqa: ANN001
     """Render the unfinished variants of one cover of a round, in one batch; returns how many were stored."""
     claim = services.batch_claim(
@@ -89,7 +90,7 @@ def cover_generate_task(self, round_id: int, cover_id: int, captioner_version_id
     return services.batch_store(claim=claim, outputs=outputs)
 
 
-@shared_task(name="studio.variants_reap_task", queue=settings.CELERY_QUEUE_DEFAULT)
+@shared_task(name="studio.variants_reap_task")
 def variants_reap_task() -> int:
     """Requeue batches whose worker died mid-task (run periodically by beat and when a worker starts)."""
     batches = services.variants_reap_stale(stale_after_s=settings.ALBUMGEN_STALE_AFTER_S)

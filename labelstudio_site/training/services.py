@@ -1,11 +1,11 @@
 """Writes of model versions."""
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from labelstudio_site.training.models import ModelKind, ModelVersion
 
 
-def model_version_base_ensure(*, profile: str, created_by: AbstractBaseUser | None = None) -> ModelVersion:
+def model_version_base_ensure(*, profile: str, created_by: User | None = None) -> ModelVersion:
     """The captioner version that is the profile's base model without an adapter; created on first use.
 
     Args:

@@ -22,6 +22,5 @@ class Command(BaseCommand):
             self.stdout.write(f"{name}: duplicate of cover {cover.pk}, not stored again")
         for name, reason in report.rejected:
             self.stdout.write(f"{name}: rejected: {reason}")
-        self.stdout.write(
-            f"covers: {len(report.created)} stored, {len(report.duplicates)} duplicates, {len(report.rejected)} rejected"
-        )
+        stored, duplicates, rejected = len(report.created), len(report.duplicates), len(report.rejected)
+        self.stdout.write(f"covers: {stored} stored, {duplicates} duplicates, {rejected} rejected")

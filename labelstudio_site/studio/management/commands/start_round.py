@@ -1,4 +1,5 @@
 import sys
+from typing import NoReturn
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
@@ -63,6 +64,6 @@ class Command(BaseCommand):
             f"variants with {version}, seed {generation_round.seed}"
         )
 
-    def _stop(self, reason: str) -> None:
+    def _stop(self, reason: str) -> NoReturn:
         self.stderr.write(f"start_round: {reason.rstrip('.')}.")
         sys.exit(2)

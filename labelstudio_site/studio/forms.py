@@ -1,0 +1,72 @@
+"""Input forms of the studio's admin pages: they validate fields; the services decide what is allowed."""
+
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+
+from generation.images import MAX_COVER_BYTES
+from labelstudio_site.studio import selectors
+
+# Django refuses a request with more files than DATA_UPLOAD_MAX_NUMBER_FILES (default 100) before the view runs;
+# more covers than that belong to the import_covers command.
+MAX_UPLOAD_FILES = settings.DATA_UPLOAD_MAX_NUMBER_FILES or 100
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """A file field that accepts several files (Django's documented recipe)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "image/*"}))
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data: Any, initial: Any = None) -> list[UploadedFile]:
+        single = super().clean
+        if isinstance(data, list | tuple):
+            return [single(item, initial) for item in data]
+        return [single(data, initial)] if data else []
+
+
+class CoverUploadForm(forms.Form):
+    images = MultipleFileField(
+        label="Cover images", help_text=f"Any number of images, up to {MAX_COVER_BYTES // 2**20} MB each."
+    )
+
+    def clean_images(self) -> list[UploadedFile]:
+        files = self.cleaned_data["images"]
+        if len(files) > MAX_UPLOAD_FILES:
+            raise forms.ValidationError(f"at most {MAX_UPLOAD_FILES} files per upload; use import_covers for more")
+        return files
+
+
+class RoundCreateForm(forms.Form):
+    name = forms.CharField(max_length=200, required=False, help_text="Optional; default: the date and time.")
+    all_covers = forms.BooleanField(required=False, label="All stored covers")
+    covers = forms.ModelMultipleChoiceField(
+        queryset=selectors.cover_list(), required=False, widget=forms.CheckboxSelectMultiple
+    )
+    captioner_version = forms.ModelChoiceField(queryset=selectors.captioner_version_list(), empty_label=None)
+    variants_per_cover = forms.IntegerField(min_value=1, max_value=16, initial=4)
+    seed = forms.IntegerField(required=False, min_value=0, max_value=2**63 - 1, help_text="Empty: a random seed.")
+    audio_renderer = forms.ChoiceField(
+        label="Renderer", choices=[("synth", "synth (procedural)"), ("musicgen", "MusicGen")]
+    )
+    duration_s = forms.FloatField(label="Duration (seconds)", min_value=0.5, max_value=60.0, initial=10.0)
+    overlap_k = forms.IntegerField(label="Overlap k (labelers per task)", min_value=1, max_value=50, initial=3)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Fresh querysets per request: covers and versions change between requests.
+        self.fields["covers"].queryset = selectors.cover_list()  # type: ignore[attr-defined]
+        self.fields["captioner_version"].queryset = selectors.captioner_version_list()  # type: ignore[attr-defined]
+
+    def selected_covers(self) -> list:
+        """The covers the round is for (all stored ones when ``all_covers`` is ticked)."""
+        if self.cleaned_data.get("all_covers"):
+            return list(selectors.cover_list())
+        return list(self.cleaned_data.get("covers") or [])

@@ -1,0 +1,107 @@
+"""Reads of the studio: covers, rounds and their progress for the admin pages."""
+
+from typing import Any
+
+from django.db.models import Count, Max, Min, Q, QuerySet
+
+from labelstudio_site.studio.models import Cover, GenerationRound, RoundStatus, Variant, VariantStatus
+from labelstudio_site.training.models import ModelKind, ModelVersion
+
+_STATUS_COUNTS = {
+    "queued": Count("pk", filter=Q(status=VariantStatus.QUEUED)),
+    "running": Count("pk", filter=Q(status=VariantStatus.RUNNING)),
+    "done": Count("pk", filter=Q(status=VariantStatus.DONE)),
+    "failed": Count("pk", filter=Q(status=VariantStatus.FAILED)),
+    "total": Count("pk"),
+}
+FINISHED_ROUND_STATUSES = (RoundStatus.DONE, RoundStatus.FAILED)
+
+
+def cover_list() -> QuerySet[Cover]:
+    """Every stored cover, newest first."""
+    return Cover.objects.order_by("-created_at", "-pk")
+
+
+def captioner_version_list() -> QuerySet[ModelVersion]:
+    """Captioner versions a round may use, newest first."""
+    return ModelVersion.objects.filter(kind=ModelKind.CAPTIONER).order_by("-created_at", "-pk")
+
+
+def round_list() -> QuerySet[GenerationRound]:
+    """Rounds, newest first, each annotated with its variant counts (``n_total``, ``n_done``, ...)."""
+    return (
+        GenerationRound.objects.select_related("captioner_version")
+        .annotate(
+            **{
+                f"n_{name}": Count("variants", filter=Q(variants__status=status))
+                for name, status in (
+                    ("queued", VariantStatus.QUEUED),
+                    ("running", VariantStatus.RUNNING),
+                    ("done", VariantStatus.DONE),
+                    ("failed", VariantStatus.FAILED),
+                )
+            },
+            n_total=Count("variants"),
+        )
+        .order_by("-created_at", "-pk")
+    )
+
+
+def _percent(part: int, whole: int) -> float:
+    return round(100.0 * part / whole, 1) if whole else 0.0
+
+
+def round_progress(*, generation_round: GenerationRound) -> dict[str, Any]:
+    """Counts of the round's variants by status, percentages and throughput.
+
+    Returns:
+        ``status``, ``finished`` (done or failed), ``total``, ``queued``, ``running``, ``done``, ``failed``,
+        ``percent_done``, ``percent_failed``, ``percent_finished`` (done + failed) and ``per_minute``: variants done
+        per minute between the first start (the round's creation when no start is recorded) and the last finish;
+        None until one is done.
+    """
+    variants = Variant.objects.filter(round_id=generation_round.pk)
+    counts = variants.aggregate(**_STATUS_COUNTS)
+    span = variants.filter(status=VariantStatus.DONE).aggregate(
+        first_start=Min("started_at"), last_finish=Max("finished_at")
+    )
+    per_minute = None
+    if counts["done"] and span["last_finish"] is not None:
+        start = span["first_start"] or generation_round.created_at
+        seconds = (span["last_finish"] - start).total_seconds()
+        # A batch stored within a second of its start would divide by ~0; a second is the clock's useful grain.
+        per_minute = round(counts["done"] * 60.0 / max(seconds, 1.0), 2)
+    # The round row's status lags its variants by one transaction at most; read it fresh.
+    status = GenerationRound.objects.values_list("status", flat=True).get(pk=generation_round.pk)
+    return {
+        "round": generation_round.pk,
+        "status": status,
+        "finished": status in FINISHED_ROUND_STATUSES,
+        **counts,
+        "percent_done": _percent(counts["done"], counts["total"]),
+        "percent_failed": _percent(counts["failed"], counts["total"]),
+        "percent_finished": _percent(counts["done"] + counts["failed"], counts["total"]),
+        "per_minute": per_minute,
+    }
+
+
+def round_cover_progress(*, generation_round: GenerationRound) -> list[dict[str, Any]]:
+    """One row per cover of the round: the cover and its variant counts, in cover order."""
+    rows = (
+        Variant.objects.filter(round_id=generation_round.pk)
+        .values("cover_id")
+        .annotate(**_STATUS_COUNTS)
+        .order_by("cover_id")
+    )
+    covers = Cover.objects.in_bulk([row["cover_id"] for row in rows])
+    return [{**row, "cover": covers[row["cover_id"]]} for row in rows]
+
+
+def round_variants(*, generation_round: GenerationRound) -> QuerySet[Variant]:
+    """The round's variants with their covers, by cover then index."""
+    return Variant.objects.filter(round_id=generation_round.pk).select_related("cover").order_by("cover_id", "index")
+
+
+def round_failures(*, generation_round: GenerationRound) -> QuerySet[Variant]:
+    """The round's failed variants, with their reasons."""
+    return round_variants(generation_round=generation_round).filter(status=VariantStatus.FAILED)

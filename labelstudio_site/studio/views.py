@@ -1,0 +1,187 @@
+"""The studio's admin pages: cover upload, rounds, the live round page, and media for staff."""
+
+import mimetypes
+import re
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.models import User
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied, SuspiciousFileOperation
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils._os import safe_join
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from generation.images import MAX_COVER_BYTES
+from labelstudio_site.studio import selectors, services
+from labelstudio_site.studio.forms import CoverUploadForm, RoundCreateForm
+from labelstudio_site.studio.models import CoverSource, GenerationRound
+from labelstudio_site.training.services import model_version_base_ensure
+
+
+def staff_required(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+    """Anonymous users go to the sign-in page; signed-in users who are not staff get 403."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not request.user.is_staff:
+            raise PermissionDenied("staff only")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _staff_user(request: HttpRequest) -> User | None:
+    """The signed-in admin (staff_required has turned everyone else away)."""
+    return request.user if isinstance(request.user, User) else None
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def covers_upload(request: HttpRequest) -> HttpResponse:
+    form = CoverUploadForm(request.POST or None, request.FILES or None)
+    report = None
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            files, too_large = [], []
+            for upload in form.cleaned_data["images"]:
+                name = upload.name or "unnamed"
+                if upload.size is not None and upload.size > MAX_COVER_BYTES:
+                    limit = MAX_COVER_BYTES // 2**20
+                    too_large.append(
+                        (name, f"the file is {upload.size / 1e6:.1f} MB; covers are limited to {limit} MB")
+                    )
+                else:
+                    files.append((name, upload.read()))
+            report = services.covers_intake(files=files, source=CoverSource.UPLOAD, created_by=_staff_user(request))
+            report.rejected[:0] = too_large
+        else:
+            status = 400
+    context = {"form": form, "report": report, "cover_count": selectors.cover_list().count()}
+    return render(request, "studio/covers_upload.html", context, status=status)
+
+
+@staff_required
+@require_POST
+def covers_import_catalog(request: HttpRequest) -> HttpResponse:
+    report = services.covers_from_catalog(split="test")
+    messages.success(
+        request, f"Catalog test split: {len(report.created)} stored, {len(report.duplicates)} already stored."
+    )
+    return redirect("studio:covers-upload")
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def rounds(request: HttpRequest) -> HttpResponse:
+    model_version_base_ensure(profile=settings.ALBUMGEN_PROFILE)
+    form = RoundCreateForm(request.POST or None, initial={"captioner_version": _latest_captioner()})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            generation_round = services.round_create(
+                name=data["name"],
+                covers=form.selected_covers(),
+                captioner_version=data["captioner_version"],
+                variants_per_cover=data["variants_per_cover"],
+                seed=data["seed"],
+                render_settings={"renderer": data["audio_renderer"], "duration_s": data["duration_s"]},
+                overlap_k=data["overlap_k"],
+                created_by=_staff_user(request),
+            )
+        except services.RoundError as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("studio:round-detail", round_id=generation_round.pk)
+    context = {"form": form, "rounds": selectors.round_list(), "covers": selectors.cover_list()}
+    return render(request, "studio/rounds.html", context, status=400 if form.errors else 200)
+
+
+def _latest_captioner() -> int | None:
+    version = selectors.captioner_version_list().filter(profile=settings.ALBUMGEN_PROFILE).first()
+    return version.pk if version else None
+
+
+@staff_required
+@require_GET
+def round_detail(request: HttpRequest, round_id: int) -> HttpResponse:
+    generation_round = get_object_or_404(GenerationRound.objects.select_related("captioner_version"), pk=round_id)
+    context = {
+        "round": generation_round,
+        "progress": selectors.round_progress(generation_round=generation_round),
+        "cover_rows": selectors.round_cover_progress(generation_round=generation_round),
+        "variants": selectors.round_variants(generation_round=generation_round),
+        "failures": selectors.round_failures(generation_round=generation_round),
+    }
+    return render(request, "studio/round_detail.html", context)
+
+
+@never_cache
+@staff_required
+@require_GET
+def round_progress_json(request: HttpRequest, round_id: int) -> JsonResponse:
+    generation_round = get_object_or_404(GenerationRound, pk=round_id)
+    progress = selectors.round_progress(generation_round=generation_round)
+    covers = [
+        {key: row[key] for key in ("cover_id", "queued", "running", "done", "failed", "total")}
+        for row in selectors.round_cover_progress(generation_round=generation_round)
+    ]
+    return JsonResponse({**progress, "covers": covers})
+
+
+@staff_required
+@require_POST
+def round_retry(request: HttpRequest, round_id: int) -> HttpResponse:
+    generation_round = get_object_or_404(GenerationRound, pk=round_id)
+    batches = services.round_retry_failed(generation_round=generation_round)
+    messages.info(request, f"Requeued {len(batches)} failed batch(es).")
+    return redirect("studio:round-detail", round_id=round_id)
+
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+@staff_required
+@require_GET
+def media(request: HttpRequest, path: str) -> HttpResponseBase:
+    """Files under MEDIA_ROOT, with single HTTP ranges (a browser needs them to seek and time Ogg/MP3 audio)."""
+    try:
+        full = Path(safe_join(settings.MEDIA_ROOT, path))
+    except SuspiciousFileOperation as exc:
+        raise Http404("no such file") from exc
+    if not full.is_file():
+        raise Http404("no such file")
+    size = full.stat().st_size
+    content_type = mimetypes.guess_type(full.name)[0] or "application/octet-stream"
+    match = _RANGE.match(request.headers.get("Range", "").strip())
+    response: HttpResponseBase
+    if match is None or not any(match.groups()):
+        response = FileResponse(full.open("rb"), content_type=content_type)
+        response["Accept-Ranges"] = "bytes"
+        return response
+    first, last = match.groups()
+    if first:
+        start, end = int(first), min(int(last), size - 1) if last else size - 1
+    else:  # a suffix range: the last N bytes
+        start, end = max(size - int(last), 0), size - 1
+    if start >= size or start > end:
+        response = HttpResponse(status=416)
+        response["Content-Range"] = f"bytes */{size}"
+        return response
+    with full.open("rb") as file:
+        file.seek(start)
+        chunk = file.read(end - start + 1)
+    response = HttpResponse(chunk, status=206, content_type=content_type)
+    response["Content-Range"] = f"bytes {start}-{end}/{size}"
+    response["Accept-Ranges"] = "bytes"
+    return response
