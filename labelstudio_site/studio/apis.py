@@ -44,6 +44,7 @@ class RoundCreateApi(APIView):
         class Meta:
             model = GenerationRound
             fields = ["id", "name", "status", "seed", "variants_per_cover", "overlap_k", "config_fingerprint"]
+            ref_name = "RoundCreated"
 
     @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
     def post(self, request: Request) -> Response:
@@ -77,6 +78,9 @@ class RoundProgressApi(APIView):
         done = serializers.IntegerField()
         failed = serializers.IntegerField()
         per_minute = serializers.FloatField(allow_null=True)
+
+        class Meta:
+            ref_name = "RoundProgress"
 
     @extend_schema(responses={200: OutputSerializer})
     def get(self, request: Request, round_id: int) -> Response:
