@@ -6,29 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from generation.features import AcousticFeatures
 from generation.loading import ModelLoadError
 from generation.musicgen import MusicGenRenderer
 from generation.render import RenderRequest
 from tests.conftest import ROOT
+from tests.generation.conftest import ROCK
 
 TINY_DIR = ROOT / "fixtures" / "tiny" / "musicgen"
 DURATION_S = 1.0
-FEATURES = AcousticFeatures(
-    genre="rock",
-    key="A",
-    mode="minor",
-    time_signature=4,
-    tempo=128.0,
-    loudness=-7.0,
-    acousticness=0.2,
-    danceability=0.5,
-    energy=0.8,
-    instrumentalness=0.1,
-    liveness=0.1,
-    speechiness=0.05,
-    valence=0.3,
-)
+FEATURES = ROCK
 PROMPTS = (
     "rock, upbeat 128 BPM, in A minor, intense, distorted electric guitars",
     "slow sad piano ballad in a minor with soft strings",

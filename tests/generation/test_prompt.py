@@ -5,22 +5,9 @@ import pytest
 
 from generation.features import FEATURE_NAMES, PITCH_CLASSES, AcousticFeatures
 from generation.prompt import PROMPT_RULES, PromptRule, features_to_prompt, prompt_table_markdown
+from tests.generation.conftest import ROCK
 
-BASE = AcousticFeatures(
-    genre="rock",
-    key="A",
-    mode="minor",
-    time_signature=4,
-    tempo=128.0,
-    loudness=-7.0,
-    acousticness=0.2,
-    danceability=0.5,
-    energy=0.8,
-    instrumentalness=0.1,
-    liveness=0.1,
-    speechiness=0.05,
-    valence=0.3,
-)
+BASE = ROCK
 
 
 def prompt_with(**changes: Any) -> str:

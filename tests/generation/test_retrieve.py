@@ -1,26 +1,8 @@
 import numpy as np
 import pytest
 
-from generation.features import AcousticFeatures
 from generation.retrieve import CatalogEntry, IndexMismatchError, Neighbour, RetrievalIndex, mean_features
-
-
-def features(genre="pop", key="C", mode="major", tempo=120.0, energy=0.5, signature=4) -> AcousticFeatures:
-    return AcousticFeatures(
-        genre=genre,
-        key=key,
-        mode=mode,
-        time_signature=signature,
-        tempo=tempo,
-        loudness=-8.0,
-        acousticness=0.2,
-        danceability=0.6,
-        energy=energy,
-        instrumentalness=0.1,
-        liveness=0.1,
-        speechiness=0.05,
-        valence=0.5,
-    )
+from tests.generation.conftest import features
 
 
 def small_index() -> RetrievalIndex:
@@ -71,9 +53,9 @@ def test_empty_catalog_cannot_be_indexed():
 
 def test_mean_features_averages_numbers_and_votes_categories():
     neighbours = [
-        Neighbour("a", "A", "rock", 0.1, features(genre="rock", key="D", tempo=100, energy=0.2, signature=3)),
-        Neighbour("b", "B", "pop", 0.2, features(genre="pop", key="E", tempo=130, energy=0.4, signature=4)),
-        Neighbour("c", "C", "pop", 0.3, features(genre="pop", key="D", tempo=160, energy=0.9, signature=4)),
+        Neighbour("a", "A", "rock", 0.1, features(genre="rock", key="D", tempo=100, energy=0.2, time_signature=3)),
+        Neighbour("b", "B", "pop", 0.2, features(genre="pop", key="E", tempo=130, energy=0.4, time_signature=4)),
+        Neighbour("c", "C", "pop", 0.3, features(genre="pop", key="D", tempo=160, energy=0.9, time_signature=4)),
     ]
     mean = mean_features(neighbours)
     assert mean.tempo == pytest.approx(130)
