@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from labelstudio_site.core import views as core_views
 from labelstudio_site.studio import apis as studio_apis
+from labelstudio_site.studio import labeling_apis
 from labelstudio_site.studio import views as studio_views
 
 admin.site.site_header = "AlbumGen Studio administration"
@@ -22,6 +23,12 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("studio/admin/", include("labelstudio_site.studio.urls")),
     path("api/rounds/", studio_apis.RoundCreateApi.as_view(), name="api-round-create"),
+    path("api/label/next/", labeling_apis.NextTaskApi.as_view(), name="api-label-next"),
+    path(
+        "api/label/assignments/<int:assignment_id>/submit/", labeling_apis.SubmitApi.as_view(), name="api-label-submit"
+    ),
+    path("api/label/assignments/<int:assignment_id>/skip/", labeling_apis.SkipApi.as_view(), name="api-label-skip"),
+    path("api/label/progress/", labeling_apis.ProgressApi.as_view(), name="api-label-progress"),
     path("api/rounds/<int:round_id>/", studio_apis.RoundProgressApi.as_view(), name="api-round-progress"),
     # Covers and audio for staff, in every configuration (django.views.static.serve is DEBUG-only and has no ranges).
     path(f"{settings.MEDIA_URL.lstrip('/')}<path:path>", studio_views.media, name="media"),

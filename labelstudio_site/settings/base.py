@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "labelstudio_site.core",
@@ -93,7 +94,9 @@ def _database_from_env() -> dict:
         ) from exc
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # WAL lets the web process read while the worker writes; the timeout rides out short write locks.
-        config["OPTIONS"] = {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
+        # IMMEDIATE: a transaction takes the write lock when it begins, so two labelers asking for the next task at
+        # once cannot both read a free slot and then both take it.
+        config["OPTIONS"] = {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE"}
     else:
         config["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
         config["CONN_HEALTH_CHECKS"] = True
@@ -138,7 +141,11 @@ MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    # Tokens for API clients (scripts, simulated labelers); sessions for the browser.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
@@ -214,6 +221,13 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 
 HEALTHZ_PING_TIMEOUT = env.float("HEALTHZ_PING_TIMEOUT", default=1.0)
+
+# --- Labeling -----------------------------------------------------------------------------------
+
+# Music Arena's rule: a variant counts as heard after 5 s of listening, or at its end if shorter.
+LABEL_MIN_LISTEN_S = env.float("LABEL_MIN_LISTEN_S", default=5.0)
+# An assignment not submitted within this time returns its slot to the pool (rating 4 clips of 10 s takes minutes).
+LABEL_ASSIGNMENT_TTL_S = env.float("LABEL_ASSIGNMENT_TTL_S", default=1800.0)
 
 # --- Pipeline -----------------------------------------------------------------------------------
 

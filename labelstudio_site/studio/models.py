@@ -139,3 +139,85 @@ class Variant(models.Model):
 
     def __str__(self) -> str:
         return f"variant {self.index} of cover {self.cover_id} in round {self.round_id}"
+
+
+class LabelTask(models.Model):
+    """One cover of a round, to be labeled by ``round.overlap_k`` distinct labelers."""
+
+    round = models.ForeignKey(GenerationRound, on_delete=models.CASCADE, related_name="label_tasks")
+    cover = models.ForeignKey(Cover, on_delete=models.PROTECT, related_name="label_tasks")
+    ready = models.BooleanField(default=False, help_text="Every variant of the cover is rendered: labelers may get it.")
+    active_count = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Assignments that are open (not expired) or submitted; kept in the transaction that changes them.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [models.UniqueConstraint(fields=["round", "cover"], name="studio_labeltask_unique_round_cover")]
+        # The next-task query: ready tasks with the fewest active assignments first.
+        indexes = [models.Index(fields=["ready", "active_count", "id"], name="studio_labeltask_next")]
+
+    def __str__(self) -> str:
+        return f"label task {self.pk} (round {self.round_id}, cover {self.cover_id})"
+
+
+class AssignmentStatus(models.TextChoices):
+    ASSIGNED = "assigned"
+    SUBMITTED = "submitted"
+    SKIPPED = "skipped"
+    EXPIRED = "expired"
+
+
+class Assignment(models.Model):
+    """A label task given to one labeler, with the variants in an order drawn for this assignment alone."""
+
+    task = models.ForeignKey(LabelTask, on_delete=models.CASCADE, related_name="assignments")
+    labeler = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    status = models.CharField(max_length=10, choices=AssignmentStatus.choices, default=AssignmentStatus.ASSIGNED)
+    order = models.JSONField(help_text="Variant ids in the order this labeler sees them (keys a, b, c, ...).")
+    expires_at = models.DateTimeField(help_text="An assignment not submitted by then returns its slot to the pool.")
+    skip_reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            # Never the same task twice to one labeler.
+            models.UniqueConstraint(fields=["task", "labeler"], name="studio_assignment_unique_task_labeler"),
+            models.CheckConstraint(
+                condition=models.Q(status__in=AssignmentStatus.values), name="studio_assignment_status_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["labeler", "status"], name="studio_assignment_labeler"),
+            models.Index(fields=["status", "expires_at"], name="studio_assignment_expiry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"assignment {self.pk} of task {self.task_id} to labeler {self.labeler_id}"
+
+
+class Rating(models.Model):
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="ratings")
+    variant = models.ForeignKey(Variant, on_delete=models.PROTECT, related_name="ratings")
+    musicality = models.PositiveSmallIntegerField(help_text="1-5: is it good music?")
+    compatibility = models.PositiveSmallIntegerField(help_text="1-5: does it fit the cover?")
+    listened_s = models.FloatField(help_text="Seconds the labeler listened before rating, as the page measured.")
+    rank = models.PositiveSmallIntegerField(help_text="Place in the labeler's ranking of the variants, 1 = best.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["assignment", "variant"], name="studio_rating_unique_variant"),
+            models.UniqueConstraint(fields=["assignment", "rank"], name="studio_rating_unique_rank"),
+            models.CheckConstraint(condition=models.Q(musicality__gte=1, musicality__lte=5), name="studio_rating_m"),
+            models.CheckConstraint(
+                condition=models.Q(compatibility__gte=1, compatibility__lte=5), name="studio_rating_c"
+            ),
+            models.CheckConstraint(condition=models.Q(rank__gte=1), name="studio_rating_rank_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"rating of variant {self.variant_id} in assignment {self.assignment_id}"

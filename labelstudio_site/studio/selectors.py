@@ -4,7 +4,16 @@ from typing import Any
 
 from django.db.models import Count, Max, Min, Q, QuerySet
 
-from labelstudio_site.studio.models import Cover, GenerationRound, RoundStatus, Variant, VariantStatus
+from labelstudio_site.studio.models import (
+    Assignment,
+    AssignmentStatus,
+    Cover,
+    GenerationRound,
+    RoundStatus,
+    Variant,
+    VariantStatus,
+)
+from labelstudio_site.studio.services import variant_keys
 from labelstudio_site.training.models import ModelKind, ModelVersion
 
 _STATUS_COUNTS = {
@@ -105,3 +114,35 @@ def round_variants(*, generation_round: GenerationRound) -> QuerySet[Variant]:
 def round_failures(*, generation_round: GenerationRound) -> QuerySet[Variant]:
     """The round's failed variants, with their reasons."""
     return round_variants(generation_round=generation_round).filter(status=VariantStatus.FAILED)
+
+
+def assignment_view(*, assignment: Assignment, min_listen_s: float) -> dict[str, Any]:
+    """What a labeler's page shows of an assignment: the cover and the variants by blind key, nothing else."""
+    variants = Variant.objects.in_bulk(assignment.order)
+    cover = Cover.objects.get(pk=assignment.task.cover_id)
+    return {
+        "assignment_id": assignment.pk,
+        "status": assignment.status,
+        "expires_at": assignment.expires_at,
+        "cover_url": cover.image.url,
+        "min_listen_s": min_listen_s,
+        "variants": [
+            {
+                "key": key,
+                "audio_url": variants[variant_id].audio.url,
+                "duration_s": variants[variant_id].duration_s,
+                "peaks": variants[variant_id].peaks,
+            }
+            for key, variant_id in zip(variant_keys(len(assignment.order)), assignment.order, strict=True)
+        ],
+    }
+
+
+def labeler_progress(*, labeler: Any) -> dict[str, int]:
+    """The labeler's submitted, skipped and open assignments."""
+    counts = Assignment.objects.filter(labeler=labeler).aggregate(
+        submitted=Count("pk", filter=Q(status=AssignmentStatus.SUBMITTED)),
+        skipped=Count("pk", filter=Q(status=AssignmentStatus.SKIPPED)),
+        open=Count("pk", filter=Q(status=AssignmentStatus.ASSIGNED)),
+    )
+    return {name: int(value) for name, value in counts.items()}

@@ -7,6 +7,7 @@ so a redelivered task, a duplicate message or a reaped batch never writes twice.
 
 import hashlib
 import secrets
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,16 +18,20 @@ from pathlib import Path
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from generation.config import PipelineConfig
 from generation.images import CoverImageError, load_cover_image
 from labelstudio_site.catalog.models import Album
 from labelstudio_site.studio.models import (
+    Assignment,
+    AssignmentStatus,
     Cover,
     CoverSource,
     GenerationRound,
+    LabelTask,
+    Rating,
     RoundStatus,
     Variant,
     VariantStatus,
@@ -221,6 +226,7 @@ def round_create(
         created_by=created_by,
     )
     generation_round.covers.set(covers)
+    LabelTask.objects.bulk_create(LabelTask(round=generation_round, cover=cover) for cover in covers)
     Variant.objects.bulk_create(
         Variant(round=generation_round, cover=cover, captioner_version=captioner_version, index=index, seed=seed)
         for cover in covers
@@ -236,6 +242,7 @@ class Claim:
     """A worker's hold on the unfinished variants of one batch."""
 
     round_id: int
+    cover_id: int
     variant_ids: list[int]
     attempt: int
     config: PipelineConfig
@@ -266,6 +273,7 @@ def batch_claim(*, round_id: int, cover_id: int, version_id: int, worker: str) -
     cover = Cover.objects.get(pk=cover_id)
     return Claim(
         round_id=round_id,
+        cover_id=cover_id,
         variant_ids=[v.pk for v in queued],
         attempt=attempt,
         config=pipeline_config_for(
@@ -321,6 +329,9 @@ def batch_store(*, claim: Claim, outputs: list[VariantOutput]) -> int:
         stored += 1
     if stored:
         round_status_refresh(round_id=claim.round_id)
+        cover_variants = Variant.objects.filter(round_id=claim.round_id, cover_id=claim.cover_id)
+        if not cover_variants.exclude(status=VariantStatus.DONE).exists():
+            LabelTask.objects.filter(round_id=claim.round_id, cover_id=claim.cover_id).update(ready=True)
     return stored
 
 
@@ -381,3 +392,171 @@ def variants_reap_stale(*, stale_after_s: float) -> set[tuple[int, int, int]]:
 def round_retry_failed(*, generation_round: GenerationRound) -> set[tuple[int, int, int]]:
     """Requeue the round's failed variants (an admin's retry)."""
     return batches_requeue(variants=list(generation_round.variants.filter(status=VariantStatus.FAILED)))
+
+
+# --- Labeling --------------------------------------------------------------------------------------------------
+
+
+# Tries before "no task" when every candidate is locked by concurrent labelers (20 ms apart).
+NEXT_TASK_TRIES = 25
+
+
+class LabelingError(ValueError):
+    """A submission or skip that cannot be accepted; ``status`` is the HTTP status that says why."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def variant_keys(count: int) -> list[str]:
+    """The blind names of an assignment's variants, in its order: a, b, c, ..."""
+    return [chr(ord("a") + i) for i in range(count)]
+
+
+def assignments_expire() -> int:
+    """Expire open assignments past their deadline and give their slots back to the pool."""
+    now = timezone.now()
+    with transaction.atomic():
+        stale = list(
+            Assignment.objects.select_for_update(skip_locked=True).filter(
+                status=AssignmentStatus.ASSIGNED, expires_at__lt=now
+            )
+        )
+        for assignment in stale:
+            assignment.status = AssignmentStatus.EXPIRED
+            assignment.save(update_fields=["status"])
+            LabelTask.objects.filter(pk=assignment.task_id).update(active_count=F("active_count") - 1)
+    return len(stale)
+
+
+def assignment_next_for(*, labeler: User, ttl_s: float) -> Assignment | None:
+    """The labeler's open assignment, or a new one on the ready task with the fewest labelers so far.
+
+    A task goes to at most ``round.overlap_k`` labelers at a time and never twice to one labeler; concurrent
+    callers skip each other's locked tasks instead of waiting (PostgreSQL ``SKIP LOCKED``).
+
+    Args:
+        labeler: a member of the labelers group.
+        ttl_s: seconds before an unsubmitted assignment expires and its slot returns to the pool.
+    """
+    open_assignment = Assignment.objects.filter(
+        labeler=labeler, status=AssignmentStatus.ASSIGNED, expires_at__gte=timezone.now()
+    ).first()
+    if open_assignment is not None:
+        return open_assignment
+    assignments_expire()
+    candidates = (
+        LabelTask.objects.filter(ready=True, active_count__lt=F("round__overlap_k"))
+        .exclude(assignments__labeler=labeler)
+        .order_by("active_count", "pk")
+    )
+    for _ in range(NEXT_TASK_TRIES):
+        with transaction.atomic():
+            task = candidates.select_for_update(skip_locked=True, of=("self",)).first()
+            if task is not None:
+                return _assignment_create(task=task, labeler=labeler, ttl_s=ttl_s)
+        if not candidates.exists():
+            return None
+        # Every candidate is locked by labelers taking a slot this instant; they commit within milliseconds.
+        # Waiting on the lock instead could deadlock (a blocked FOR UPDATE scan keeps rows it then rejects).
+        time.sleep(0.02)
+    return None
+
+
+def _assignment_create(*, task: LabelTask, labeler: User, ttl_s: float) -> Assignment:
+    variant_ids = list(
+        Variant.objects.filter(round_id=task.round_id, cover_id=task.cover_id).values_list("pk", flat=True)
+    )
+    # An order of its own per assignment, from the OS's randomness: nothing about it can be predicted.
+    order = secrets.SystemRandom().sample(variant_ids, len(variant_ids))
+    assignment = Assignment.objects.create(
+        task=task, labeler=labeler, order=order, expires_at=timezone.now() + timedelta(seconds=ttl_s)
+    )
+    LabelTask.objects.filter(pk=task.pk).update(active_count=F("active_count") + 1)
+    return assignment
+
+
+@dataclass(frozen=True)
+class VariantAnswer:
+    musicality: int
+    compatibility: int
+    listened_s: float
+
+
+def _owned_assignment_for_update(*, assignment_id: int, labeler: User) -> Assignment:
+    assignment = Assignment.objects.select_for_update().filter(pk=assignment_id, labeler=labeler).first()
+    if assignment is None:
+        # Another labeler's assignment looks exactly like a missing one.
+        raise LabelingError(f"there is no assignment {assignment_id} of yours", status=404)
+    if assignment.status == AssignmentStatus.EXPIRED or (
+        assignment.status == AssignmentStatus.ASSIGNED and assignment.expires_at < timezone.now()
+    ):
+        raise LabelingError("the assignment expired; ask for the next task", status=409)
+    if assignment.status == AssignmentStatus.SKIPPED:
+        raise LabelingError("the assignment was skipped", status=409)
+    return assignment
+
+
+@transaction.atomic
+def assignment_submit(
+    *, assignment_id: int, labeler: User, answers: dict[str, VariantAnswer], ranking: list[str], min_listen_s: float
+) -> Assignment:
+    """Store a labeler's ratings and ranking; a resubmission replaces the earlier answers in the same transaction.
+
+    Args:
+        answers: per blind key (a, b, ...), the two 1-5 ratings and the seconds listened.
+        ranking: every key once, best first.
+        min_listen_s: each variant must have been listened to this long, or to its end if shorter.
+
+    Raises:
+        LabelingError: with status 404 (not the labeler's), 409 (expired or skipped) or 400 (invalid answers).
+    """
+    assignment = _owned_assignment_for_update(assignment_id=assignment_id, labeler=labeler)
+    keys = variant_keys(len(assignment.order))
+    variant_of = dict(zip(keys, assignment.order, strict=True))
+    if sorted(answers) != keys:
+        raise LabelingError(f"rate every variant exactly once: expected {', '.join(keys)}")
+    if sorted(ranking) != keys or len(ranking) != len(keys):
+        raise LabelingError(f"the ranking must list each of {', '.join(keys)} exactly once")
+    durations = dict(Variant.objects.filter(pk__in=assignment.order).values_list("pk", "duration_s"))
+    for key in keys:
+        answer = answers[key]
+        for axis in ("musicality", "compatibility"):
+            value = getattr(answer, axis)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
+                raise LabelingError(f"{axis} of {key} must be a whole number from 1 to 5")
+        needed = min(min_listen_s, max((durations[variant_of[key]] or 0) - 0.25, 0))
+        if answer.listened_s < needed:
+            raise LabelingError(f"listen to {key} for at least {needed:g} s before rating it")
+    assignment.ratings.all().delete()
+    Rating.objects.bulk_create(
+        Rating(
+            assignment=assignment,
+            variant_id=variant_of[key],
+            musicality=answers[key].musicality,
+            compatibility=answers[key].compatibility,
+            listened_s=answers[key].listened_s,
+            rank=ranking.index(key) + 1,
+        )
+        for key in keys
+    )
+    assignment.status = AssignmentStatus.SUBMITTED
+    assignment.submitted_at = timezone.now()
+    assignment.save(update_fields=["status", "submitted_at"])
+    return assignment
+
+
+@transaction.atomic
+def assignment_skip(*, assignment_id: int, labeler: User, reason: str) -> Assignment:
+    """Give a task back with a reason (broken audio, cannot judge, ...); it returns to the pool for others."""
+    if not reason.strip():
+        raise LabelingError("say why you skip (e.g. broken audio)")
+    assignment = _owned_assignment_for_update(assignment_id=assignment_id, labeler=labeler)
+    if assignment.status == AssignmentStatus.SUBMITTED:
+        raise LabelingError("the assignment is already submitted", status=409)
+    assignment.status = AssignmentStatus.SKIPPED
+    assignment.skip_reason = reason.strip()[:300]
+    assignment.save(update_fields=["status", "skip_reason"])
+    LabelTask.objects.filter(pk=assignment.task_id).update(active_count=F("active_count") - 1)
+    return assignment

@@ -23,6 +23,7 @@ from generation.images import MAX_COVER_BYTES
 from labelstudio_site.studio import selectors, services
 from labelstudio_site.studio.forms import CoverUploadForm, RoundCreateForm
 from labelstudio_site.studio.models import CoverSource, GenerationRound
+from labelstudio_site.studio.roles import is_labeler
 from labelstudio_site.training.services import model_version_base_ensure
 
 
@@ -35,6 +36,20 @@ def staff_required(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpR
             return redirect_to_login(request.get_full_path())
         if not request.user.is_staff:
             raise PermissionDenied("staff only")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def staff_or_labeler_required(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+    """Like staff_required, but labelers pass too (they play the audio and see the covers they label)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not (request.user.is_staff or is_labeler(request.user)):
+            raise PermissionDenied("staff and labelers only")
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -151,7 +166,7 @@ def round_retry(request: HttpRequest, round_id: int) -> HttpResponse:
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-@staff_required
+@staff_or_labeler_required
 @require_GET
 def media(request: HttpRequest, path: str) -> HttpResponseBase:
     """Files under MEDIA_ROOT, with single HTTP ranges (a browser needs them to seek and time Ogg/MP3 audio)."""

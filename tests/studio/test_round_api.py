@@ -80,7 +80,7 @@ def test_a_reward_model_version_is_refused(admin_client, covers):
 
 
 def test_labelers_and_anonymous_users_cannot_launch_rounds(client, covers):
-    assert client.post("/api/rounds/", payload(covers), content_type="application/json").status_code == 403
+    assert client.post("/api/rounds/", payload(covers), content_type="application/json").status_code == 401
     client.force_login(get_user_model().objects.create_user("ears"))
     response = client.post("/api/rounds/", payload(covers), content_type="application/json")
     assert response.status_code == 403
