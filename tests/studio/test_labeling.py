@@ -28,7 +28,8 @@ def labeling_settings(settings, tmp_path):
 
 def labeler(name: str):
     user = get_user_model().objects.create_user(name, password="pw-" + name)
-    user.groups.add(Group.objects.get(name=LABELERS_GROUP))
+    # get_or_create: a transactional test earlier in the run flushes the group its data migration made.
+    user.groups.add(Group.objects.get_or_create(name=LABELERS_GROUP)[0])
     return user
 
 
