@@ -30,6 +30,7 @@ urlpatterns = [
     path("api/label/assignments/<int:assignment_id>/skip/", labeling_apis.SkipApi.as_view(), name="api-label-skip"),
     path("api/label/progress/", labeling_apis.ProgressApi.as_view(), name="api-label-progress"),
     path("api/rounds/<int:round_id>/", studio_apis.RoundProgressApi.as_view(), name="api-round-progress"),
+    path("api/rounds/<int:round_id>/agreement/", studio_apis.RoundAgreementApi.as_view(), name="api-round-agreement"),
     # Covers and audio for staff, in every configuration (django.views.static.serve is DEBUG-only and has no ranges).
     path(f"{settings.MEDIA_URL.lstrip('/')}<path:path>", studio_views.media, name="media"),
 ]

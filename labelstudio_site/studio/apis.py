@@ -86,3 +86,33 @@ class RoundProgressApi(APIView):
     def get(self, request: Request, round_id: int) -> Response:
         generation_round = get_object_or_404(GenerationRound, pk=round_id)
         return Response(self.OutputSerializer(selectors.round_progress(generation_round=generation_round)).data)
+
+
+class RoundAgreementApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    class OutputSerializer(serializers.Serializer):
+        class LabelerSerializer(serializers.Serializer):
+            labeler_id = serializers.IntegerField()
+            username = serializers.CharField()
+            submitted = serializers.IntegerField()
+            excluded = serializers.BooleanField()
+            musicality_agreement = serializers.FloatField(allow_null=True)
+            compatibility_agreement = serializers.FloatField(allow_null=True)
+
+            class Meta:
+                ref_name = "LabelerAgreement"
+
+        ratings = serializers.IntegerField()
+        musicality_alpha = serializers.FloatField(allow_null=True)
+        compatibility_alpha = serializers.FloatField(allow_null=True)
+        ranking_w = serializers.FloatField(allow_null=True)
+        labelers = LabelerSerializer(many=True)
+
+        class Meta:
+            ref_name = "RoundAgreement"
+
+    @extend_schema(responses={200: OutputSerializer})
+    def get(self, request: Request, round_id: int) -> Response:
+        generation_round = get_object_or_404(GenerationRound, pk=round_id)
+        return Response(self.OutputSerializer(selectors.round_agreement(generation_round=generation_round)).data)

@@ -221,3 +221,17 @@ class Rating(models.Model):
 
     def __str__(self) -> str:
         return f"rating of variant {self.variant_id} in assignment {self.assignment_id}"
+
+
+class LabelerExclusion(models.Model):
+    """A labeler whose answers an admin excluded from agreement consensus and from preference exports."""
+
+    labeler = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="exclusion")
+    reason = models.CharField(max_length=300, blank=True)
+    excluded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"exclusion of labeler {self.labeler_id}"

@@ -1,14 +1,18 @@
 """Reads of the studio: covers, rounds and their progress for the admin pages."""
 
+from collections import Counter, defaultdict
 from typing import Any
 
 from django.db.models import Count, Max, Min, Q, QuerySet
 
+from labelstudio_site.studio.agreement import agreement_with_consensus, kendalls_w_per_group, krippendorff_alpha
 from labelstudio_site.studio.models import (
     Assignment,
     AssignmentStatus,
     Cover,
     GenerationRound,
+    LabelerExclusion,
+    Rating,
     RoundStatus,
     Variant,
     VariantStatus,
@@ -146,3 +150,80 @@ def labeler_progress(*, labeler: Any) -> dict[str, int]:
         open=Count("pk", filter=Q(status=AssignmentStatus.ASSIGNED)),
     )
     return {name: int(value) for name, value in counts.items()}
+
+
+def round_agreement(*, generation_round: GenerationRound) -> dict[str, Any]:
+    """Agreement of the round's submitted answers, excluded labelers left out of the consensus.
+
+    Returns:
+        ``musicality_alpha`` and ``compatibility_alpha`` (Krippendorff's alpha, ordinal, one unit per variant),
+        ``ranking_w`` (Kendall's W per cover, averaged over covers), ``ratings`` (count), and ``labelers``: per
+        labeler the submitted assignments, the correlation of their ratings with the mean of the other labelers'
+        on the same variants (per axis), and whether they are excluded. Values are None where undefined (fewer
+        than two labelers on any variant, or no variation).
+    """
+    ratings = list(
+        Rating.objects.filter(
+            assignment__task__round=generation_round, assignment__status=AssignmentStatus.SUBMITTED
+        ).values(
+            "assignment__labeler_id",
+            "assignment__labeler__username",
+            "assignment__task_id",
+            "variant_id",
+            "musicality",
+            "compatibility",
+            "rank",
+        )
+    )
+    excluded = set(LabelerExclusion.objects.values_list("labeler_id", flat=True))
+    counted = [r for r in ratings if r["assignment__labeler_id"] not in excluded]
+    by_variant: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for rating in counted:
+        by_variant[rating["variant_id"]].append(rating)
+    alphas = {
+        axis: krippendorff_alpha([[r[axis] for r in unit] for unit in by_variant.values()], level="ordinal")
+        for axis in ("musicality", "compatibility")
+    }
+    groups: dict[int, dict[int, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
+    for rating in counted:
+        groups[rating["assignment__task_id"]][rating["assignment__labeler_id"]][rating["variant_id"]] = rating["rank"]
+    rank_groups = []
+    for raters in groups.values():
+        variant_ids = sorted(next(iter(raters.values())))
+        rank_groups.append([[ranks[v] for v in variant_ids] for ranks in raters.values()])
+    labelers = []
+    names = {r["assignment__labeler_id"]: r["assignment__labeler__username"] for r in ratings}
+    submitted = Counter(
+        Assignment.objects.filter(task__round=generation_round, status=AssignmentStatus.SUBMITTED).values_list(
+            "labeler_id", flat=True
+        )
+    )
+    for labeler_id, name in sorted(names.items(), key=lambda item: item[1]):
+        row: dict[str, Any] = {
+            "labeler_id": labeler_id,
+            "username": name,
+            "submitted": submitted[labeler_id],
+            "excluded": labeler_id in excluded,
+        }
+        mine = [r for r in ratings if r["assignment__labeler_id"] == labeler_id]
+        for axis in ("musicality", "compatibility"):
+            own, consensus = [], []
+            for rating in mine:
+                # The consensus is the counted labelers' mean, so an excluded labeler is measured against it too.
+                others = [
+                    r[axis]
+                    for r in by_variant.get(rating["variant_id"], [])
+                    if r["assignment__labeler_id"] != labeler_id
+                ]
+                if others:
+                    own.append(float(rating[axis]))
+                    consensus.append(sum(others) / len(others))
+            row[f"{axis}_agreement"] = agreement_with_consensus(own, consensus)
+        labelers.append(row)
+    return {
+        "ratings": len(counted),
+        "musicality_alpha": alphas["musicality"],
+        "compatibility_alpha": alphas["compatibility"],
+        "ranking_w": kendalls_w_per_group(rank_groups),
+        "labelers": labelers,
+    }

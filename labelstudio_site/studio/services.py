@@ -30,6 +30,7 @@ from labelstudio_site.studio.models import (
     Cover,
     CoverSource,
     GenerationRound,
+    LabelerExclusion,
     LabelTask,
     Rating,
     RoundStatus,
@@ -560,3 +561,11 @@ def assignment_skip(*, assignment_id: int, labeler: User, reason: str) -> Assign
     assignment.save(update_fields=["status", "skip_reason"])
     LabelTask.objects.filter(pk=assignment.task_id).update(active_count=F("active_count") - 1)
     return assignment
+
+
+def labeler_exclusion_set(*, labeler: User, excluded: bool, by: User | None, reason: str = "") -> None:
+    """Exclude a labeler's answers from consensus and exports, or include them again."""
+    if excluded:
+        LabelerExclusion.objects.update_or_create(labeler=labeler, defaults={"reason": reason[:300], "excluded_by": by})
+    else:
+        LabelerExclusion.objects.filter(labeler=labeler).delete()

@@ -13,4 +13,10 @@ urlpatterns = [
     path("rounds/<int:round_id>/", views.round_detail, name="round-detail"),
     path("rounds/<int:round_id>/progress.json", views.round_progress_json, name="round-progress"),
     path("rounds/<int:round_id>/retry/", views.round_retry, name="round-retry"),
+    path("rounds/<int:round_id>/agreement/", views.round_agreement, name="round-agreement"),
+    path(
+        "rounds/<int:round_id>/labelers/<int:labeler_id>/exclusion/",
+        views.labeler_exclusion,
+        name="labeler-exclusion",
+    ),
 ]

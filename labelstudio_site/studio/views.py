@@ -200,3 +200,24 @@ def media(request: HttpRequest, path: str) -> HttpResponseBase:
     response["Content-Range"] = f"bytes {start}-{end}/{size}"
     response["Accept-Ranges"] = "bytes"
     return response
+
+
+@staff_required
+@require_GET
+def round_agreement(request: HttpRequest, round_id: int) -> HttpResponse:
+    generation_round = get_object_or_404(GenerationRound, pk=round_id)
+    context = {"round": generation_round, "agreement": selectors.round_agreement(generation_round=generation_round)}
+    return render(request, "studio/round_agreement.html", context)
+
+
+@staff_required
+@require_POST
+def labeler_exclusion(request: HttpRequest, round_id: int, labeler_id: int) -> HttpResponse:
+    labeler = get_object_or_404(User, pk=labeler_id)
+    excluded = request.POST.get("excluded") == "true"
+    services.labeler_exclusion_set(
+        labeler=labeler, excluded=excluded, by=_staff_user(request), reason=request.POST.get("reason", "")
+    )
+    verb = "Excluded" if excluded else "Included"
+    messages.info(request, f"{verb} the answers of {labeler.get_username()}.")
+    return redirect("studio:round-agreement", round_id=round_id)
