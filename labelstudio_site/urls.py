@@ -23,6 +23,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("studio/admin/", include("labelstudio_site.studio.urls")),
     path("api/rounds/", studio_apis.RoundCreateApi.as_view(), name="api-round-create"),
+    path("label/", include("labelstudio_site.studio.label_views")),  # the labeling page (its urlpatterns)
     path("api/label/next/", labeling_apis.NextTaskApi.as_view(), name="api-label-next"),
     path(
         "api/label/assignments/<int:assignment_id>/submit/", labeling_apis.SubmitApi.as_view(), name="api-label-submit"

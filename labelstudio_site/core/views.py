@@ -5,11 +5,16 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from labelstudio_site.core.selectors import health_report, platform_version
+from labelstudio_site.studio.roles import is_labeler
 
 
 @require_GET
 def landing(request: HttpRequest) -> HttpResponse:
-    context = {"version": platform_version(), "tiny_profile": settings.ALBUMGEN_PROFILE == "tiny"}
+    context = {
+        "version": platform_version(),
+        "tiny_profile": settings.ALBUMGEN_PROFILE == "tiny",
+        "is_labeler": is_labeler(request.user),
+    }
     return render(request, "core/landing.html", context)
 
 

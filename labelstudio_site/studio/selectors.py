@@ -162,8 +162,9 @@ def round_agreement(*, generation_round: GenerationRound) -> dict[str, Any]:
         on the same variants (per axis), and whether they are excluded. Values are None where undefined (fewer
         than two labelers on any variant, or no variation).
     """
-    ratings = list(
-        Rating.objects.filter(
+    ratings: list[dict[str, Any]] = [
+        dict(row)
+        for row in Rating.objects.filter(
             assignment__task__round=generation_round, assignment__status=AssignmentStatus.SUBMITTED
         ).values(
             "assignment__labeler_id",
@@ -174,7 +175,7 @@ def round_agreement(*, generation_round: GenerationRound) -> dict[str, Any]:
             "compatibility",
             "rank",
         )
-    )
+    ]
     excluded = set(LabelerExclusion.objects.values_list("labeler_id", flat=True))
     counted = [r for r in ratings if r["assignment__labeler_id"] not in excluded]
     by_variant: dict[int, list[dict[str, Any]]] = defaultdict(list)

@@ -66,3 +66,12 @@ def test_the_offline_demo_says_it_runs_tiny_random_weights(client, settings):
     assert "Offline demo:" in client.get("/").content.decode()
     settings.ALBUMGEN_PROFILE = "full"
     assert "Offline demo:" not in client.get("/").content.decode()
+
+
+def test_labelers_get_a_start_labeling_button_and_admins_do_not(client):
+    make_demo_accounts()
+    client.login(username="ears", password="ears-pass-123")
+    assert 'href="/label/"' in client.get("/").content.decode()
+    client.login(username="boss", password="boss-pass-123")
+    html = client.get("/").content.decode()
+    assert 'href="/label/"' not in html and "not as a labeler" in html
