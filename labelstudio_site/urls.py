@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from labelstudio_site.core import views as core_views
 from labelstudio_site.studio import apis as studio_apis
-from labelstudio_site.studio import labeling_apis
+from labelstudio_site.studio import label_views, labeling_apis
 from labelstudio_site.studio import views as studio_views
 
 admin.site.site_header = "AlbumGen Studio administration"
@@ -23,7 +23,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("studio/admin/", include("labelstudio_site.studio.urls")),
     path("api/rounds/", studio_apis.RoundCreateApi.as_view(), name="api-round-create"),
-    path("label/", include("labelstudio_site.studio.label_views")),  # the labeling page (its urlpatterns)
+    path("label/", label_views.label, name="label"),
     path("api/label/next/", labeling_apis.NextTaskApi.as_view(), name="api-label-next"),
     path(
         "api/label/assignments/<int:assignment_id>/submit/", labeling_apis.SubmitApi.as_view(), name="api-label-submit"

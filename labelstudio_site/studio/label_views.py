@@ -4,7 +4,6 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import path
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
@@ -25,7 +24,3 @@ def label(request: HttpRequest) -> HttpResponse:
     if not is_labeler(request.user):
         raise PermissionDenied("labelers only")
     return render(request, "studio/label.html")
-
-
-# Mounted at /label/ by the project's urls.py with include(), so the page lives in this one module.
-urlpatterns = [path("", label, name="label")]

@@ -62,6 +62,12 @@ class CoverIntakeReport:
     duplicates: list[tuple[str, Cover]] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)
 
+    def add(self, name: str, cover: Cover, *, created: bool) -> None:
+        if created:
+            self.created.append(cover)
+        else:
+            self.duplicates.append((name, cover))
+
 
 def cover_create(
     *,
@@ -125,7 +131,7 @@ def covers_intake(
         except CoverImageError as exc:
             report.rejected.append((name, str(exc)))
             continue
-        (report.created.append(cover) if created else report.duplicates.append((name, cover)))
+        report.add(name, cover, created=created)
     return report
 
 
@@ -157,7 +163,7 @@ def covers_from_catalog(*, split: str | None = None, limit: int | None = None) -
             album=album,
             split=album.split,
         )
-        (report.created.append(cover) if created else report.duplicates.append((album.name, cover)))
+        report.add(album.name, cover, created=created)
     return report
 
 
