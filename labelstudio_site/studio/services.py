@@ -15,11 +15,12 @@ from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 
 from generation.config import PipelineConfig
 from generation.images import CoverImageError, load_cover_image
@@ -37,6 +38,7 @@ from labelstudio_site.studio.models import (
     Variant,
     VariantStatus,
 )
+from labelstudio_site.studio.roles import LABELERS_GROUP
 from labelstudio_site.training.models import ModelKind, ModelVersion
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
@@ -575,3 +577,21 @@ def labeler_exclusion_set(*, labeler: User, excluded: bool, by: User | None, rea
         LabelerExclusion.objects.update_or_create(labeler=labeler, defaults={"reason": reason[:300], "excluded_by": by})
     else:
         LabelerExclusion.objects.filter(labeler=labeler).delete()
+
+
+@transaction.atomic
+def labeler_create(*, username: str, email: str = "", password: str | None = None) -> tuple[User, str, str]:
+    """A labeler account with an API token; a random password unless one is given.
+
+    Returns:
+        (user, password, token key).
+
+    Raises:
+        LabelingError: the username is taken.
+    """
+    if User.objects.filter(username=username).exists():
+        raise LabelingError(f"the username {username} is taken")
+    password = password or secrets.token_urlsafe(12)
+    user = User.objects.create_user(username=username, email=email, password=password)
+    user.groups.add(Group.objects.get(name=LABELERS_GROUP))
+    return user, password, Token.objects.create(user=user).key

@@ -269,3 +269,19 @@ def test_many_labelers_at_once_get_at_most_k_each_and_every_rating_is_stored_onc
         assert task.assignments.count() == 2 == task.active_count
     assert Rating.objects.count() == 6 * 3
     assert Assignment.objects.filter(status=AssignmentStatus.SUBMITTED).count() == 6
+
+
+def test_create_labelers_command_prints_working_credentials(capsys):
+    from django.core.management import call_command
+
+    ready_round(covers=1)
+    call_command("create_labelers", "eve", "fay")
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["eve", "fay"]
+    token = lines[0].split("\t")[2].removeprefix("token ")
+    assert Client().post("/api/label/next/", HTTP_AUTHORIZATION=f"Token {token}").status_code == 200
+    password = lines[1].split("\t")[1].removeprefix("password ")
+    assert Client().login(username="fay", password=password)
+    with pytest.raises(SystemExit) as stop:
+        call_command("create_labelers", "eve")
+    assert stop.value.code == 2 and "taken" in capsys.readouterr().err
