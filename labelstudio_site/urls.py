@@ -32,6 +32,7 @@ urlpatterns = [
     path("api/label/progress/", labeling_apis.ProgressApi.as_view(), name="api-label-progress"),
     path("api/rounds/<int:round_id>/", studio_apis.RoundProgressApi.as_view(), name="api-round-progress"),
     path("api/rounds/<int:round_id>/agreement/", studio_apis.RoundAgreementApi.as_view(), name="api-round-agreement"),
+    path("api/label-tasks/<int:task_id>/gold/", studio_apis.LabelTaskGoldApi.as_view(), name="api-label-task-gold"),
     # Covers and audio for staff, in every configuration (django.views.static.serve is DEBUG-only and has no ranges).
     path(f"{settings.MEDIA_URL.lstrip('/')}<path:path>", studio_views.media, name="media"),
 ]

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labelstudio_site.studio import selectors, services
-from labelstudio_site.studio.models import Cover, GenerationRound
+from labelstudio_site.studio.models import Cover, GenerationRound, LabelTask
 from labelstudio_site.training.models import ModelKind, ModelVersion
 
 
@@ -26,6 +26,7 @@ class RoundCreateApi(APIView):
         renderer = serializers.ChoiceField(choices=("synth", "musicgen"), default="synth")
         duration_s = serializers.FloatField(min_value=0.5, max_value=60, default=10.0)
         overlap_k = serializers.IntegerField(min_value=1, max_value=50, default=3)
+        gold_rate = serializers.FloatField(min_value=0, max_value=1, default=0.0)
 
         def validate_cover_ids(self, value: list[int]) -> list[Cover]:
             covers = list(Cover.objects.filter(pk__in=value).order_by("pk"))
@@ -60,6 +61,7 @@ class RoundCreateApi(APIView):
                 seed=values.get("seed"),
                 render_settings={"renderer": values["renderer"], "duration_s": values["duration_s"]},
                 overlap_k=values["overlap_k"],
+                gold_rate=values["gold_rate"],
                 created_by=request.user if isinstance(request.user, User) else None,
             )
         except services.RoundError as exc:
@@ -99,6 +101,8 @@ class RoundAgreementApi(APIView):
             excluded = serializers.BooleanField()
             musicality_agreement = serializers.FloatField(allow_null=True)
             compatibility_agreement = serializers.FloatField(allow_null=True)
+            gold_tasks = serializers.IntegerField()
+            gold_agreement = serializers.FloatField(allow_null=True)
 
             class Meta:
                 ref_name = "LabelerAgreement"
@@ -116,3 +120,26 @@ class RoundAgreementApi(APIView):
     def get(self, request: Request, round_id: int) -> Response:
         generation_round = get_object_or_404(GenerationRound, pk=round_id)
         return Response(self.OutputSerializer(selectors.round_agreement(generation_round=generation_round)).data)
+
+
+class LabelTaskGoldApi(APIView):
+    """Mark a label task as gold with its known ranking (variant ids, best first), or clear it with null."""
+
+    permission_classes = [IsAdminUser]
+
+    class InputSerializer(serializers.Serializer):
+        ranking = serializers.ListField(child=serializers.IntegerField(), allow_null=True, allow_empty=False)
+
+        class Meta:
+            ref_name = "GoldRanking"
+
+    @extend_schema(request=InputSerializer, responses={200: InputSerializer})
+    def post(self, request: Request, task_id: int) -> Response:
+        task = get_object_or_404(LabelTask, pk=task_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            task = services.label_task_gold_set(task=task, ranking=data.validated_data["ranking"])
+        except services.LabelingError as exc:
+            return Response({"detail": str(exc)}, status=exc.status)
+        return Response({"ranking": task.gold_ranking})

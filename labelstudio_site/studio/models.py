@@ -67,6 +67,9 @@ class GenerationRound(models.Model):
     )
     config_fingerprint = models.CharField(max_length=16, help_text="Hash of the full pipeline config.")
     overlap_k = models.PositiveSmallIntegerField(default=3, help_text="Distinct labelers per label task.")
+    gold_rate = models.FloatField(
+        default=0.0, help_text="Share of next-task answers that are gold tasks (known answer) the labeler has not done."
+    )
     status = models.CharField(
         max_length=8,
         choices=RoundStatus.choices,
@@ -150,6 +153,11 @@ class LabelTask(models.Model):
     active_count = models.PositiveSmallIntegerField(
         default=0,
         help_text="Assignments that are open (not expired) or submitted; kept in the transaction that changes them.",
+    )
+    gold_ranking = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Known answer: the variant ids best first. A gold task goes to every labeler, outside overlap k.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -174,6 +174,7 @@ def round_agreement(*, generation_round: GenerationRound) -> dict[str, Any]:
             "musicality",
             "compatibility",
             "rank",
+            "assignment__task__gold_ranking",
         )
     ]
     excluded = set(LabelerExclusion.objects.values_list("labeler_id", flat=True))
@@ -220,6 +221,7 @@ def round_agreement(*, generation_round: GenerationRound) -> dict[str, Any]:
                     own.append(float(rating[axis]))
                     consensus.append(sum(others) / len(others))
             row[f"{axis}_agreement"] = agreement_with_consensus(own, consensus)
+        row["gold_tasks"], row["gold_agreement"] = _gold_agreement(mine)
         labelers.append(row)
     return {
         "ratings": len(counted),
@@ -228,3 +230,20 @@ def round_agreement(*, generation_round: GenerationRound) -> dict[str, Any]:
         "ranking_w": kendalls_w_per_group(rank_groups),
         "labelers": labelers,
     }
+
+
+def _gold_agreement(ratings: list[dict[str, Any]]) -> tuple[int, float | None]:
+    """Gold tasks a labeler answered and the mean rank correlation (Spearman) of their rankings with the known ones."""
+    by_task: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for rating in ratings:
+        if rating["assignment__task__gold_ranking"] is not None:
+            by_task[rating["assignment__task_id"]].append(rating)
+    scores = []
+    for task_ratings in by_task.values():
+        gold = task_ratings[0]["assignment__task__gold_ranking"]
+        own = [float(r["rank"]) for r in task_ratings]
+        known = [float(gold.index(r["variant_id"]) + 1) for r in task_ratings]
+        score = agreement_with_consensus(own, known)
+        if score is not None:
+            scores.append(score)
+    return len(by_task), (sum(scores) / len(scores) if scores else None)

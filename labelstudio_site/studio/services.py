@@ -17,7 +17,7 @@ from pathlib import Path
 
 from django.contrib.auth.models import Group, User
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
@@ -196,6 +196,7 @@ def round_create(
     seed: int | None = None,
     render_settings: dict | None = None,
     overlap_k: int = 3,
+    gold_rate: float = 0.0,
     created_by: User | None = None,
 ) -> GenerationRound:
     """Create a round with one queued variant row per (cover, index); one GPU task per cover after commit.
@@ -218,6 +219,8 @@ def round_create(
         raise RoundError("variants per cover must be between 1 and 16")
     if overlap_k < 1:
         raise RoundError("overlap k must be at least 1")
+    if not 0 <= gold_rate <= 1:
+        raise RoundError("the gold rate must be between 0 and 1")
     settings = {**DEFAULT_RENDER_SETTINGS, **(render_settings or {})}
     try:
         config = pipeline_config_for(version=captioner_version, render_settings=settings)
@@ -232,6 +235,7 @@ def round_create(
         render_settings=settings,
         config_fingerprint=config.fingerprint(),
         overlap_k=overlap_k,
+        gold_rate=gold_rate,
         created_by=created_by,
     )
     generation_round.covers.set(covers)
@@ -455,8 +459,23 @@ def assignment_next_for(*, labeler: User, ttl_s: float) -> Assignment | None:
     if open_assignment is not None:
         return open_assignment
     assignments_expire()
+    # A gold task (known answer) comes with its round's gold rate; it goes to every labeler, outside overlap k.
+    gold = (
+        LabelTask.objects.filter(
+            ready=True, gold_ranking__isnull=False, round__gold_rate__gt=secrets.SystemRandom().random()
+        )
+        .exclude(assignments__labeler=labeler)
+        .order_by("pk")
+        .first()
+    )
+    if gold is not None:
+        try:
+            with transaction.atomic():
+                return _assignment_create(task=gold, labeler=labeler, ttl_s=ttl_s)
+        except IntegrityError:  # the same labeler asked twice at once: one of the two calls made it
+            return Assignment.objects.get(task=gold, labeler=labeler)
     candidates = (
-        LabelTask.objects.filter(ready=True, active_count__lt=F("round__overlap_k"))
+        LabelTask.objects.filter(ready=True, gold_ranking__isnull=True, active_count__lt=F("round__overlap_k"))
         .exclude(assignments__labeler=labeler)
         .order_by("active_count", "pk")
     )
@@ -595,3 +614,21 @@ def labeler_create(*, username: str, email: str = "", password: str | None = Non
     user = User.objects.create_user(username=username, email=email, password=password)
     user.groups.add(Group.objects.get(name=LABELERS_GROUP))
     return user, password, Token.objects.create(user=user).key
+
+
+@transaction.atomic
+def label_task_gold_set(*, task: LabelTask, ranking: list[int] | None) -> LabelTask:
+    """Make a task gold with its known ranking (variant ids, best first), or an ordinary task again (None).
+
+    Raises:
+        LabelingError: the ranking is not a permutation of the task's variants.
+    """
+    if ranking is not None:
+        variant_ids = set(
+            Variant.objects.filter(round_id=task.round_id, cover_id=task.cover_id).values_list("pk", flat=True)
+        )
+        if len(ranking) != len(variant_ids) or set(ranking) != variant_ids:
+            raise LabelingError(f"the gold ranking must list each of the task's variants once: {sorted(variant_ids)}")
+    task.gold_ranking = ranking
+    task.save(update_fields=["gold_ranking"])
+    return task

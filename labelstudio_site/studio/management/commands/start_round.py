@@ -27,6 +27,7 @@ class Command(BaseCommand):
         parser.add_argument("--renderer", choices=("synth", "musicgen"), default="synth")
         parser.add_argument("--duration", type=float, default=10.0, help="seconds per variant (default 10)")
         parser.add_argument("--overlap", type=int, default=3, help="labelers per cover (default 3)")
+        parser.add_argument("--gold-rate", type=float, default=0.0, help="share of gold tasks served (default 0)")
 
     def handle(self, *args: object, **options) -> None:  # noqa: ANN001
         if options["captioner_version"] is not None:
@@ -56,6 +57,7 @@ class Command(BaseCommand):
                 seed=options["seed"],
                 render_settings={"renderer": options["renderer"], "duration_s": options["duration"]},
                 overlap_k=options["overlap"],
+                gold_rate=options["gold_rate"],
             )
         except RoundError as exc:
             self._stop(str(exc))
