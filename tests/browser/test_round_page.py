@@ -18,7 +18,8 @@ from labelstudio_site.studio.models import Variant, VariantStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOT = ROOT / "benchmarks" / "results" / "round_page.png"
+# Under var/ (ignored): a test run must not change tracked files; benchmarks/results keeps the published copy.
+SCREENSHOT = ROOT / "var" / "screenshots" / "round_page.png"
 LAUNCH_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
