@@ -229,3 +229,13 @@ def test_import_covers_and_start_round_commands(tmp_path, capsys):
         call_command("start_round", "--all-covers", "--captioner-version", "999")
     assert "no captioner version 999" in capsys.readouterr().err
     assert GenerationRound.objects.count() == 1
+
+
+def test_start_round_unless_any_starts_only_the_first_round(capsys):
+    from django.core.management import call_command
+
+    make_covers(2)
+    call_command("start_round", "--all-covers", "--variants", "2", "--unless-any")
+    call_command("start_round", "--all-covers", "--variants", "2", "--unless-any")
+    assert "none started" in capsys.readouterr().out
+    assert GenerationRound.objects.count() == 1

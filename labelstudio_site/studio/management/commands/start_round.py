@@ -4,7 +4,7 @@ from typing import NoReturn
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from labelstudio_site.studio.models import Cover
+from labelstudio_site.studio.models import Cover, GenerationRound
 from labelstudio_site.studio.services import RoundError, covers_from_catalog, round_create
 from labelstudio_site.training.models import ModelKind, ModelVersion
 from labelstudio_site.training.selectors import captioner_version_latest
@@ -28,8 +28,12 @@ class Command(BaseCommand):
         parser.add_argument("--duration", type=float, default=10.0, help="seconds per variant (default 10)")
         parser.add_argument("--overlap", type=int, default=3, help="labelers per cover (default 3)")
         parser.add_argument("--gold-rate", type=float, default=0.0, help="share of gold tasks served (default 0)")
+        parser.add_argument("--unless-any", action="store_true", help="do nothing if a round exists (the demo's start)")
 
     def handle(self, *args: object, **options) -> None:  # noqa: ANN001
+        if options["unless_any"] and GenerationRound.objects.exists():
+            self.stdout.write("a round exists already; none started")
+            return
         if options["captioner_version"] is not None:
             version = ModelVersion.objects.filter(pk=options["captioner_version"], kind=ModelKind.CAPTIONER).first()
             if version is None:
