@@ -12,7 +12,7 @@ from generation.features import FeatureError
 from generation.images import CoverImageError, load_cover_image
 from generation.loading import ModelLoadError
 from generation.musicoset import MusicOSetError, read_musicoset
-from generation.pipeline import Pipeline, load_captioner, load_embedder, load_renderer, save_cover_result
+from generation.pipeline import Pipeline, load_embedder, save_cover_result
 from generation.retrieve import CatalogEntry, IndexMismatchError, RetrievalIndex
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,11 +80,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     )
     catalog = read_musicoset(args.catalog)
     albums = [album for album in catalog.albums if album.split == args.split][: args.limit]
-    embedder = load_embedder(config)
-    index = RetrievalIndex.load(args.index or default_index_dir(args.profile), embedder_id=embedder.model_id)
-    pipeline = Pipeline(
-        config=config, embedder=embedder, index=index, captioner=load_captioner(config), renderer=load_renderer(config)
-    )
+    pipeline = Pipeline.load(config, index_dir=args.index or default_index_dir(args.profile))
     rows = evaluate(pipeline, albums, seed=args.seed, unconstrained=not args.constrained_only)
     print(
         f"{len(albums)} covers of the {args.split} split, captioner {pipeline.captioner.model_id}"
