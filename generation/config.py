@@ -3,7 +3,7 @@
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 # The default checkpoints live here, not in the stage modules, which import torch.
@@ -15,6 +15,8 @@ TINY_DIR = FIXTURES / "tiny"
 DEFAULT_MUSICGEN = "facebook/musicgen-small"
 PROFILES = ("tiny", "full")
 RENDERERS = ("synth", "musicgen")
+# Neighbour counts of the retrieval baseline in the evaluation (the paper's sweep).
+BASELINE_KS = (1, 3, 5, 10, 20)
 
 
 @dataclass(frozen=True)
@@ -58,3 +60,20 @@ class PipelineConfig:
         explicit = getattr(self, role)
         defaults = {"embedder": DEFAULT_EMBEDDER, "captioner": DEFAULT_CAPTIONER, "musicgen": DEFAULT_MUSICGEN}
         return explicit or os.environ.get(f"ALBUMGEN_{role.upper()}") or defaults[role]
+
+
+@dataclass
+class EvaluationConfig:
+    """Options of an evaluation run."""
+
+    limit: int = field(default=40, metadata={"help": "Held-out covers to evaluate (0: all of the split)."})
+    seed: int = field(default=0, metadata={"help": "Sampling seed of the captioner (one sample per cover, method)."})
+    ks: tuple[int, ...] = field(default=BASELINE_KS, metadata={"help": "Neighbour counts of the retrieval baseline."})
+    unconstrained: bool = field(default=True, metadata={"help": "Also decode freely, as the paper did."})
+
+    def __post_init__(self) -> None:
+        self.ks = tuple(int(k) for k in self.ks)
+        if self.limit < 0:
+            raise ValueError("limit must be at least 0")
+        if not self.ks or min(self.ks) < 1 or max(self.ks) > 100:
+            raise ValueError("ks must be neighbour counts between 1 and 100")

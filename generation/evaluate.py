@@ -7,17 +7,30 @@ mean features, no captioner) is swept over K.
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
+from generation.config import BASELINE_KS
 from generation.features import NUMERIC_RANGES, AcousticFeatures
 from generation.images import load_cover_image
 from generation.instruction import build_instruction
-from generation.musicoset import Album
 from generation.pipeline import Pipeline
 from generation.retrieve import mean_features
 
-BASELINE_KS = (1, 3, 5, 10, 20)
+
+class HeldOutAlbum(Protocol):
+    """A catalog album with its cover and true features (``generation.musicoset.Album``, ``rlhf.sft.CatalogCover``)."""
+
+    @property
+    def album_id(self) -> str: ...
+
+    @property
+    def cover_path(self) -> str | Path | None: ...
+
+    @property
+    def features(self) -> AcousticFeatures: ...
 
 
 def scaled_squared_errors(predicted: AcousticFeatures, true: AcousticFeatures) -> dict[str, float]:
@@ -65,7 +78,7 @@ class MethodScore:
 
 def evaluate(
     pipeline: Pipeline,
-    albums: Sequence[Album],
+    albums: Sequence[HeldOutAlbum],
     *,
     seed: int = 0,
     ks: Sequence[int] = BASELINE_KS,

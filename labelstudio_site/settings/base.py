@@ -207,6 +207,8 @@ CELERY_TASK_QUEUES = [Queue(name) for name in (CELERY_QUEUE_GPU, CELERY_QUEUE_TR
 CELERY_TASK_ROUTES = {
     "studio.cover_generate_task": {"queue": CELERY_QUEUE_GPU},
     "studio.variants_reap_task": {"queue": CELERY_QUEUE_DEFAULT},
+    "training.run_task": {"queue": CELERY_QUEUE_TRAIN},
+    "training.runs_reap_task": {"queue": CELERY_QUEUE_DEFAULT},
 }
 # Long GPU tasks: acknowledge only when finished, hand the task back if the worker dies, and take one at a time so
 # that a busy worker does not sit on tasks another GPU could run.
@@ -245,7 +247,13 @@ ALBUMGEN_STALE_AFTER_S = env.float("ALBUMGEN_STALE_AFTER_S", default=600.0)
 ALBUMGEN_REAP_INTERVAL_S = env.float("ALBUMGEN_REAP_INTERVAL_S", default=60.0)
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-variants": {"task": "studio.variants_reap_task", "schedule": ALBUMGEN_REAP_INTERVAL_S},
+    "reap-stale-training-runs": {"task": "training.runs_reap_task", "schedule": ALBUMGEN_REAP_INTERVAL_S},
 }
+# Trained adapters and reward models, dataset snapshots and run logs; a volume every worker and the web share.
+ALBUMGEN_ARTIFACTS_DIR = Path(env.str("ALBUMGEN_ARTIFACTS_DIR", default=str(VAR_DIR / "artifacts")))
+# A training run's worker reports at least every optimizer step; silence this long means it died. A tiny step
+# takes ~0.5 s on CPU and a 1B captioner's GRPO step ~30 s on an H100, so 15 minutes leaves room for evaluation.
+ALBUMGEN_RUN_STALE_AFTER_S = env.float("ALBUMGEN_RUN_STALE_AFTER_S", default=900.0)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 LOGGING = {

@@ -1,0 +1,74 @@
+"""Launch forms: the common fields of a run plus one input per option of the run kind's config dataclass."""
+
+import dataclasses
+import typing
+from typing import Any
+
+from django import forms
+
+from labelstudio_site.training.models import ModelKind, ModelVersion, RunKind
+from labelstudio_site.training.run_configs import config_class
+from labelstudio_site.training.selectors import model_version_list
+
+
+def option_fields(kind: str) -> dict[str, forms.Field]:
+    """One form field per dataclass field, typed by its annotation, defaulting to its default, helped by its help."""
+    cls = config_class(kind)
+    hints = typing.get_type_hints(cls)
+    fields: dict[str, forms.Field] = {}
+    for option in dataclasses.fields(cls):
+        hint = hints[option.name]
+        default = option.default if option.default is not dataclasses.MISSING else None
+        help_text = option.metadata.get("help", "")
+        field: forms.Field
+        if hint is bool:
+            field = forms.BooleanField(required=False, initial=default)
+        elif hint is int:
+            field = forms.IntegerField(initial=default)
+        elif hint is float:
+            field = forms.FloatField(initial=default)
+        elif typing.get_origin(hint) is tuple:
+            field = forms.CharField(initial=", ".join(map(str, default or ())), help_text="comma-separated")
+        else:
+            field = forms.CharField(initial=default)
+        field.label = option.name.replace("_", " ")
+        field.help_text = f"{help_text} {field.help_text}".strip()
+        fields[f"option_{option.name}"] = field
+    return fields
+
+
+class RunLaunchForm(forms.Form):
+    name = forms.CharField(max_length=200, required=False, help_text="Name of the model version the run registers.")
+
+    def __init__(self, *args: Any, kind: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.kind = kind
+        captioners = model_version_list(kind=ModelKind.CAPTIONER)
+        if kind == RunKind.SFT:
+            captioners = captioners.filter(adapter_path="")
+        self.fields["parent_version"] = forms.ModelChoiceField(
+            queryset=captioners, label="captioner version", empty_label=None
+        )
+        if kind == RunKind.EVALUATE:
+            del self.fields["name"]
+        self.fields.update(option_fields(kind))
+
+    def options(self) -> dict[str, Any]:
+        """The cleaned options, in the dataclass's terms (tuples from their comma-separated text)."""
+        cls = config_class(self.kind)
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for option in dataclasses.fields(cls):
+            value = self.cleaned_data[f"option_{option.name}"]
+            if typing.get_origin(hints[option.name]) is tuple:
+                try:
+                    value = [int(part) for part in str(value).replace(" ", "").split(",") if part]
+                except ValueError:
+                    self.add_error(f"option_{option.name}", "give whole numbers separated by commas")
+                    continue
+            values[option.name] = value
+        return values
+
+    def parent(self) -> ModelVersion:
+        version: ModelVersion = self.cleaned_data["parent_version"]
+        return version
