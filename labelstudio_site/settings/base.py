@@ -209,6 +209,7 @@ CELERY_TASK_ROUTES = {
     "studio.variants_reap_task": {"queue": CELERY_QUEUE_DEFAULT},
     "training.run_task": {"queue": CELERY_QUEUE_TRAIN},
     "training.runs_reap_task": {"queue": CELERY_QUEUE_DEFAULT},
+    "training.preference_export_task": {"queue": CELERY_QUEUE_DEFAULT},
 }
 # Long GPU tasks: acknowledge only when finished, hand the task back if the worker dies, and take one at a time so
 # that a busy worker does not sit on tasks another GPU could run.

@@ -5,10 +5,15 @@ import typing
 from typing import Any
 
 from django import forms
+from django.contrib.auth.models import User
 
+from labelstudio_site.studio.models import GenerationRound
+from labelstudio_site.studio.roles import LABELERS_GROUP
+from labelstudio_site.training.exports import PreferenceExportOptions
 from labelstudio_site.training.models import ModelKind, ModelVersion, RunKind
 from labelstudio_site.training.run_configs import config_class
 from labelstudio_site.training.selectors import model_version_list
+from rlhf.pairs import AGGREGATES, AXES, SOURCES, TIES
 
 
 def option_fields(kind: str) -> dict[str, forms.Field]:
@@ -72,3 +77,40 @@ class RunLaunchForm(forms.Form):
     def parent(self) -> ModelVersion:
         version: ModelVersion = self.cleaned_data["parent_version"]
         return version
+
+
+class PreferenceExportForm(forms.Form):
+    name = forms.CharField(max_length=200, required=False, help_text="Default: the source and axis.")
+    rounds = forms.ModelMultipleChoiceField(
+        queryset=GenerationRound.objects.order_by("-pk"), required=False, help_text="None selected: every round."
+    )
+    source = forms.ChoiceField(choices=[(s, s) for s in SOURCES], initial="ranking")
+    axis = forms.ChoiceField(
+        choices=[(a, a) for a in AXES], initial="combined", help_text="For pairs from ratings (combined = the mean)."
+    )
+    min_margin = forms.FloatField(initial=1.0, min_value=0, help_text="Smallest rating (or mean-rank) difference.")
+    ties = forms.ChoiceField(choices=[(t, t) for t in TIES], initial="drop", help_text="keep: both orders, margin 0.")
+    aggregate = forms.ChoiceField(
+        choices=[(a, a) for a in AGGREGATES], initial="none", help_text="none: a pair per labeler; mean: over labelers."
+    )
+    exclude_labelers = forms.ModelMultipleChoiceField(
+        queryset=User.objects.filter(groups__name=LABELERS_GROUP).order_by("username"),
+        required=False,
+        help_text="Besides those excluded on the agreement pages.",
+    )
+    min_gold_agreement = forms.FloatField(
+        required=False, min_value=-1, max_value=1, help_text="Leave out labelers below this rank correlation with gold."
+    )
+
+    def options(self) -> PreferenceExportOptions:
+        data = self.cleaned_data
+        return PreferenceExportOptions(
+            source=data["source"],
+            axis=data["axis"],
+            min_margin=data["min_margin"],
+            ties=data["ties"],
+            aggregate=data["aggregate"],
+            round_ids=[r.pk for r in data["rounds"]],
+            exclude_labeler_ids=[u.pk for u in data["exclude_labelers"]],
+            min_gold_agreement=data["min_gold_agreement"],
+        )

@@ -60,18 +60,33 @@ class ExportKind(models.TextChoices):
     PREFERENCES = "preferences", "preference pairs"
 
 
+class ExportStatus(models.TextChoices):
+    BUILDING = "building"
+    READY = "ready"
+    FAILED = "failed"
+
+
 class DatasetExport(models.Model):
     """A dataset snapshot written to artifact storage: what went in (filters), what came out (counts, checksum)."""
 
     kind = models.CharField(max_length=16, choices=ExportKind.choices, help_text="What the rows are.")
+    status = models.CharField(
+        max_length=16,
+        choices=ExportStatus.choices,
+        default=ExportStatus.READY,
+        help_text="building while a worker writes the files; ready once all are written; failed with its reason.",
+    )
+    error = models.TextField(blank=True, help_text="Why building failed, in a sentence.")
     name = models.CharField(max_length=200, help_text="Human-readable name.")
     options = models.JSONField(default=dict, help_text="The filters and settings the snapshot was built with.")
     counts = models.JSONField(default=dict, help_text="Rows, pairs, covers, labelers ... as written.")
-    directory = models.CharField(max_length=500, help_text="Folder of the files, relative to the artifact root.")
+    directory = models.CharField(
+        max_length=500, blank=True, help_text="Folder of the files, relative to the artifact root."
+    )
     files = models.JSONField(default=dict, help_text="Format -> file name inside the folder (jsonl, parquet, csv).")
-    checksum = models.CharField(max_length=64, help_text="SHA-256 over the files, in name order.")
+    checksum = models.CharField(max_length=64, blank=True, help_text="SHA-256 over the files, in name order.")
     captioner_base_model_id = models.CharField(
-        max_length=500, help_text="Base model of the captioner whose outputs (or prompt format) the rows hold."
+        max_length=500, blank=True, help_text="Base model of the captioner whose outputs the rows hold."
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -82,6 +97,7 @@ class DatasetExport(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(condition=models.Q(kind__in=ExportKind.values), name="training_export_kind"),
+            models.CheckConstraint(condition=models.Q(status__in=ExportStatus.values), name="training_export_status"),
         ]
 
     def __str__(self) -> str:

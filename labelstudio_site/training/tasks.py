@@ -35,3 +35,19 @@ def training_runs_reap_task() -> int:
     if requeued:
         logger.warning("requeued %d training runs whose worker went silent: %s", len(requeued), requeued)
     return len(requeued)
+
+
+@shared_task(name="training.preference_export_task")
+def preference_export_task(export_id: int) -> str:
+    """Write the files of a preference export the web started; its row says ready or failed (with the reason)."""
+    from labelstudio_site.training.exports import ExportError, preference_export_build
+    from labelstudio_site.training.models import DatasetExport, ExportStatus
+
+    export = DatasetExport.objects.filter(pk=export_id, status=ExportStatus.BUILDING).first()
+    if export is None:
+        return "skipped"
+    try:
+        preference_export_build(export=export)
+    except ExportError as exc:
+        logger.warning("preference export %d failed: %s", export_id, exc)
+    return export.status

@@ -2,15 +2,17 @@
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.db import transaction
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from labelstudio_site.studio.views import _staff_user, staff_required
 from labelstudio_site.training import selectors, services
-from labelstudio_site.training.forms import RunLaunchForm
-from labelstudio_site.training.models import ModelVersion, RunKind, TrainingRun
+from labelstudio_site.training.exports import ExportError, export_file, preference_export_start
+from labelstudio_site.training.forms import PreferenceExportForm, RunLaunchForm
+from labelstudio_site.training.models import DatasetExport, ModelVersion, RunKind, TrainingRun
 from labelstudio_site.training.paths import run_log_path
 
 RUNS_PER_PAGE = 50
@@ -98,3 +100,45 @@ def version_detail(request: HttpRequest, version_id: int) -> HttpResponse:
         "runs": version.child_runs.order_by("-created_at")[:20],
     }
     return render(request, "training/version_detail.html", context)
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def export_new(request: HttpRequest) -> HttpResponse:
+    form = PreferenceExportForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            with transaction.atomic():
+                export = preference_export_start(
+                    name=form.cleaned_data["name"], options=form.options(), created_by=_staff_user(request)
+                )
+                transaction.on_commit(lambda: _enqueue_export(export.pk))
+        except (ExportError, ValueError) as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("training:export-detail", export_id=export.pk)
+    return render(request, "training/export_new.html", {"form": form}, status=400 if form.errors else 200)
+
+
+def _enqueue_export(export_id: int) -> None:
+    from labelstudio_site.training.tasks import preference_export_task
+
+    preference_export_task.delay(export_id)
+
+
+@staff_required
+@require_GET
+def export_detail(request: HttpRequest, export_id: int) -> HttpResponse:
+    export = get_object_or_404(DatasetExport, pk=export_id)
+    return render(request, "training/export_detail.html", {"export": export, "runs": export.runs.order_by("-pk")})
+
+
+@staff_required
+@require_GET
+def export_download(request: HttpRequest, export_id: int, fmt: str) -> FileResponse:
+    export = get_object_or_404(DatasetExport, pk=export_id)
+    try:
+        path = export_file(export, fmt)
+    except ExportError as exc:
+        raise Http404(str(exc)) from exc
+    return FileResponse(path.open("rb"), as_attachment=True, filename=f"export-{export.pk}-{path.name}")

@@ -1,0 +1,353 @@
+"""Preference exports: submitted ratings and rankings -> TRL preference pairs (JSONL, Parquet) and raw ratings (CSV).
+
+Streamed end to end: ratings come from a server-side cursor in task order, pairs are written as they are made, and
+the Parquet file is filled in batches from the JSONL, so memory stays flat whatever the export's size (1M ratings:
+see benchmarks/export_preferences.py). Files go to a staging folder that becomes the snapshot's folder only when
+every file is complete; the row says ``building`` until then.
+"""
+
+import csv
+import dataclasses
+import hashlib
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+
+from generation.config import TINY_DIR, PipelineConfig
+from generation.features import features_from_mapping
+from generation.instruction import build_instruction
+from labelstudio_site.catalog.selectors import catalog_genres
+from labelstudio_site.studio.models import (
+    AssignmentStatus,
+    Cover,
+    GenerationRound,
+    LabelerExclusion,
+    LabelTask,
+    Rating,
+    Variant,
+)
+from labelstudio_site.training.models import DatasetExport, ExportKind, ExportStatus, ModelVersion
+from rlhf.pairs import PREFERENCE_FORMAT, Answer, PairOptions, gold_agreement, task_pairs
+from rlhf.snapshot import write_jsonl_snapshot
+
+# Tasks whose variants are fetched in one query: ~2,000 variant ids per IN list at 4 variants a task.
+TASK_BATCH = 500
+# Rows per Parquet row group: ~50 MB of text at ~1 KB a row.
+PARQUET_BATCH = 50_000
+RATING_COLUMNS = (
+    "rating_id",
+    "round_id",
+    "task_id",
+    "cover_id",
+    "assignment_id",
+    "labeler_id",
+    "variant_id",
+    "musicality",
+    "compatibility",
+    "rank",
+    "listened_s",
+    "submitted_at",
+    "excluded",
+)
+
+
+class ExportError(ValueError):
+    """An export that cannot be made; the message says why in a sentence."""
+
+
+@dataclass
+class PreferenceExportOptions(PairOptions):
+    """Which answers go into the export, and how they become pairs (``rlhf.pairs.PairOptions``)."""
+
+    round_ids: list[int] = field(default_factory=list, metadata={"help": "Rounds to export (empty: every round)."})
+    exclude_labeler_ids: list[int] = field(
+        default_factory=list, metadata={"help": "Labelers left out, besides those excluded on the agreement page."}
+    )
+    min_gold_agreement: float | None = field(
+        default=None,
+        metadata={"help": "Leave out labelers whose mean rank correlation with gold rankings is below this."},
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.min_gold_agreement is not None and not -1 <= self.min_gold_agreement <= 1:
+            raise ValueError("min_gold_agreement must be between -1 and 1")
+
+
+def captioner_base_id(version: ModelVersion) -> str:
+    """The base model a captioner version's outputs come from (the adapter sits on it)."""
+    if version.base_model_id:
+        return version.base_model_id
+    if version.profile == "tiny":
+        return f"tiny-internvl:{(TINY_DIR / 'captioner').name}:seed0"
+    return PipelineConfig(profile="full").checkpoint("captioner")
+
+
+def _rounds(options: PreferenceExportOptions) -> list[GenerationRound]:
+    rounds = GenerationRound.objects.select_related("captioner_version").order_by("pk")
+    if options.round_ids:
+        rounds = rounds.filter(pk__in=options.round_ids)
+        missing = sorted(set(options.round_ids) - set(rounds.values_list("pk", flat=True)))
+        if missing:
+            raise ExportError(f"there is no round {', '.join(map(str, missing))}")
+    return list(rounds)
+
+
+def _excluded_labelers(options: PreferenceExportOptions, round_ids: list[int]) -> tuple[set[int], dict[int, float]]:
+    excluded = set(LabelerExclusion.objects.values_list("labeler_id", flat=True)) | set(options.exclude_labeler_ids)
+    gold_answers: list[tuple[int, Sequence[int], dict[int, int]]] = []
+    gold_ratings = (
+        Rating.objects.filter(
+            assignment__status=AssignmentStatus.SUBMITTED,
+            assignment__task__round_id__in=round_ids,
+            assignment__task__gold_ranking__isnull=False,
+        )
+        .order_by("assignment_id")
+        .values_list("assignment_id", "assignment__labeler_id", "assignment__task__gold_ranking", "variant_id", "rank")
+    )
+    for _, rows in groupby(gold_ratings.iterator(chunk_size=5000), key=lambda row: row[0]):
+        group = list(rows)
+        gold_answers.append((group[0][1], group[0][2] or [], {row[3]: row[4] for row in group}))
+    gold = gold_agreement(gold_answers)
+    if options.min_gold_agreement is not None:
+        excluded |= {labeler for labeler, score in gold.items() if score < options.min_gold_agreement}
+    return excluded, gold
+
+
+def _instruction(variant: Any, generation_round: GenerationRound, genres: Sequence[str]) -> str:
+    """The instruction the captioner saw for this cover: rebuilt from the stored neighbours (deterministic)."""
+    # Imported here: generation.retrieve loads FAISS, which the web process (it imports this module) never needs.
+    from generation.retrieve import Neighbour, mean_features
+
+    neighbours = [
+        Neighbour(n["album_id"], n["name"], n["genre"], n["distance"], features_from_mapping(n["features"], genres))
+        for n in variant["neighbours"]
+    ]
+    if not generation_round.render_settings.get("rag", True) or not neighbours:
+        return build_instruction(genres=genres)
+    return build_instruction(
+        genres=genres, context=mean_features(neighbours), neighbour_genres=[n.genre for n in neighbours]
+    )
+
+
+@dataclass
+class _Counts:
+    ratings: int = 0
+    answers_used: int = 0
+    tasks: int = 0
+    pairs: int = 0
+    covers: set[int] = field(default_factory=set)
+    labelers: set[int] = field(default_factory=set)
+
+    def as_dict(self, excluded: set[int]) -> dict[str, int]:
+        return {
+            "pairs": self.pairs,
+            "ratings": self.ratings,
+            "ratings_used": self.answers_used,
+            "tasks_with_pairs": self.tasks,
+            "covers": len(self.covers),
+            "labelers": len(self.labelers),
+            "labelers_excluded": len(excluded),
+        }
+
+
+def _pair_rows(
+    options: PreferenceExportOptions,
+    rounds: dict[int, GenerationRound],
+    excluded: set[int],
+    counts: _Counts,
+    ratings_csv: Any,
+) -> Iterator[dict[str, Any]]:
+    genres = catalog_genres()
+    ratings = (
+        Rating.objects.filter(
+            assignment__status=AssignmentStatus.SUBMITTED, assignment__task__round_id__in=list(rounds)
+        )
+        .order_by("assignment__task_id", "assignment_id", "variant_id")
+        .values_list(
+            "pk",
+            "assignment__task__round_id",
+            "assignment__task_id",
+            "assignment__task__cover_id",
+            "assignment_id",
+            "assignment__labeler_id",
+            "variant_id",
+            "musicality",
+            "compatibility",
+            "rank",
+            "listened_s",
+            "assignment__submitted_at",
+        )
+    )
+    cover_paths: dict[int, str] = {}
+    batch: list[tuple[int, list[tuple[Any, ...]]]] = []
+
+    def flush() -> Iterator[dict[str, Any]]:
+        variant_ids = {row[6] for _, rows in batch for row in rows}
+        rows_of_variants = Variant.objects.filter(pk__in=variant_ids).values("pk", "raw_text", "audio", "neighbours")
+        variants = {v["pk"]: v for v in rows_of_variants}
+        missing_covers = {rows[0][3] for _, rows in batch} - set(cover_paths)
+        for cover_id, image in Cover.objects.filter(pk__in=missing_covers).values_list("pk", "image"):
+            cover_paths[cover_id] = str(Path(settings.MEDIA_ROOT) / image)
+        for task_id, rows in batch:
+            round_id, cover_id = rows[0][1], rows[0][3]
+            answers = [Answer(row[5], row[6], row[7], row[8], row[9]) for row in rows if row[5] not in excluded]
+            pairs = list(task_pairs(answers, options))
+            counts.answers_used += len(answers)
+            if not pairs:
+                continue
+            counts.tasks += 1
+            counts.covers.add(cover_id)
+            prompt = _instruction(variants[rows[0][6]], rounds[round_id], genres)
+            for pair in pairs:
+                chosen, rejected = variants[pair.chosen], variants[pair.rejected]
+                counts.pairs += 1
+                counts.labelers.update(pair.labeler_ids)
+                yield {
+                    "prompt": prompt,
+                    "chosen": chosen["raw_text"],
+                    "rejected": rejected["raw_text"],
+                    "images": [cover_paths[cover_id]],
+                    "margin": pair.margin,
+                    "round_id": round_id,
+                    "task_id": task_id,
+                    "cover_id": cover_id,
+                    "chosen_variant_id": pair.chosen,
+                    "rejected_variant_id": pair.rejected,
+                    "labeler_ids": list(pair.labeler_ids),
+                    "chosen_audio": str(Path(settings.MEDIA_ROOT) / chosen["audio"]) if chosen["audio"] else None,
+                    "rejected_audio": str(Path(settings.MEDIA_ROOT) / rejected["audio"]) if rejected["audio"] else None,
+                }
+        batch.clear()
+
+    for task_id, group in groupby(ratings.iterator(chunk_size=10_000), key=lambda row: row[2]):
+        rows = list(group)
+        counts.ratings += len(rows)
+        for row in rows:
+            submitted = row[11].isoformat() if row[11] else ""
+            ratings_csv.writerow([*row[:11], submitted, row[5] in excluded])
+        batch.append((task_id, rows))
+        if len(batch) >= TASK_BATCH:
+            yield from flush()
+    yield from flush()
+
+
+def _write_parquet(jsonl: Path, parquet: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.json as pa_json
+    import pyarrow.parquet as pq
+
+    # Read in blocks of ~32 MB: pyarrow streams the JSONL instead of loading it whole.
+    reader = pa_json.open_json(jsonl, read_options=pa_json.ReadOptions(block_size=32 << 20))
+    writer = None
+    try:
+        for batch in reader:
+            table = pa.Table.from_batches([batch])
+            if writer is None:
+                writer = pq.ParquetWriter(parquet, table.schema)
+            writer.write_table(table.cast(writer.schema), row_group_size=PARQUET_BATCH)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _checksum(folder: Path, names: Sequence[str]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(names):
+        with (folder / name).open("rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def preference_export_start(
+    *, name: str, options: PreferenceExportOptions, created_by: User | None = None
+) -> DatasetExport:
+    """Check what can be checked at once and record the export as building (the files are written next).
+
+    Raises:
+        ExportError: unknown rounds, rounds of captioners with different base models, no submitted answers.
+    """
+    rounds = _rounds(options)
+    bases = sorted({captioner_base_id(r.captioner_version) for r in rounds})
+    if len(bases) > 1:
+        raise ExportError(
+            f"the rounds hold outputs of captioners on different base models ({', '.join(bases)}); export them apart"
+        )
+    submitted = LabelTask.objects.filter(round__in=rounds, assignments__status=AssignmentStatus.SUBMITTED).exists()
+    if not submitted:
+        raise ExportError("the export has no pairs: no label task of these rounds has a submitted answer yet")
+    return DatasetExport.objects.create(
+        kind=ExportKind.PREFERENCES,
+        status=ExportStatus.BUILDING,
+        name=name.strip() or f"preferences {options.source} {options.axis}",
+        options={**dataclasses.asdict(options), "format": PREFERENCE_FORMAT, "round_ids": [r.pk for r in rounds]},
+        captioner_base_model_id=bases[0],
+        created_by=created_by,
+    )
+
+
+def preference_export_build(*, export: DatasetExport) -> DatasetExport:
+    """Write the files of a building export and mark it ready (or failed with its reason; no files then).
+
+    Raises:
+        ExportError: the filters left no pair (the export is marked failed with that sentence first).
+    """
+    stored = {k: v for k, v in export.options.items() if k != "format"}
+    options = PreferenceExportOptions(**stored)
+    rounds = {r.pk: r for r in _rounds(options)}
+    relative = Path("exports") / f"preferences-{export.pk}"
+    final = settings.ALBUMGEN_ARTIFACTS_DIR / relative
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".export-{export.pk}-", dir=final.parent))
+    try:
+        excluded, gold = _excluded_labelers(options, list(rounds))
+        counts = _Counts()
+        with (staging / "ratings.csv").open("w", newline="") as raw:
+            ratings_csv = csv.writer(raw)
+            ratings_csv.writerow(RATING_COLUMNS)
+            snapshot = write_jsonl_snapshot(
+                _pair_rows(options, rounds, excluded, counts, ratings_csv), staging / "pairs.jsonl"
+            )
+        if snapshot.rows == 0:
+            raise ExportError(
+                f"the export has no pairs: {counts.ratings} ratings of {len(rounds)} round(s) gave none with "
+                f"source {options.source}, axis {options.axis}, min margin {options.min_margin:g} and "
+                f"{len(excluded)} labeler(s) excluded"
+            )
+        _write_parquet(staging / "pairs.jsonl", staging / "pairs.parquet")
+        files = {"jsonl": "pairs.jsonl", "parquet": "pairs.parquet", "csv": "ratings.csv"}
+        checksum = _checksum(staging, list(files.values()))
+        if final.exists():
+            shutil.rmtree(final)
+        staging.rename(final)
+    except Exception as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        DatasetExport.objects.filter(pk=export.pk).update(status=ExportStatus.FAILED, error=str(exc)[:2000])
+        export.refresh_from_db()
+        raise
+    with transaction.atomic():
+        export.status = ExportStatus.READY
+        export.counts = {**counts.as_dict(excluded), "gold_scored_labelers": len(gold)}
+        export.directory, export.files, export.checksum = str(relative), files, checksum
+        export.save(update_fields=["status", "counts", "directory", "files", "checksum"])
+    return export
+
+
+def export_file(export: DatasetExport, fmt: str) -> Path:
+    """The path of one of a ready export's files.
+
+    Raises:
+        ExportError: the export is not ready or has no such format.
+    """
+    if export.status != ExportStatus.READY or fmt not in export.files:
+        raise ExportError(f"export {export.pk} has no {fmt} file ({export.status})")
+    return settings.ALBUMGEN_ARTIFACTS_DIR / export.directory / export.files[fmt]

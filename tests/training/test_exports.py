@@ -1,0 +1,177 @@
+"""Preference exports from submitted answers: TRL columns in JSONL and Parquet, raw ratings in CSV, exclusions,
+checksums, errors that write nothing, downloads for admins only."""
+
+import csv
+import hashlib
+import json
+from io import StringIO
+
+import pytest
+from datasets import load_dataset
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from generation.features import AcousticFeatures
+from labelstudio_site.catalog.models import Album
+from labelstudio_site.studio import services as studio_services
+from labelstudio_site.studio.models import Assignment, LabelerExclusion, Variant
+from labelstudio_site.training.exports import (
+    ExportError,
+    PreferenceExportOptions,
+    export_file,
+    preference_export_build,
+    preference_export_start,
+)
+from labelstudio_site.training.models import DatasetExport, ExportStatus, ModelVersion
+from tests.studio.test_labeling import labeler, ready_round
+
+pytestmark = pytest.mark.django_db
+
+POP = AcousticFeatures("pop", "C", "major", 4, 120.0, -6.0, 0.2, 0.7, 0.5, 0.0, 0.1, 0.05, 0.6)
+
+
+@pytest.fixture(autouse=True)
+def artifacts(settings, tmp_path):
+    settings.ALBUMGEN_ARTIFACTS_DIR = tmp_path / "artifacts"
+    for name, genre in (("a1", "pop"), ("a2", "rock")):
+        Album.objects.create(musicoset_id=name, name=name, genre=genre, split="train", features=POP.to_dict())
+    return settings.ALBUMGEN_ARTIFACTS_DIR
+
+
+def labeled_round(rankings: dict[str, list[int]]):
+    """Two covers x three variants; each named labeler ranks by the given variant indexes (best first)."""
+    generation_round = ready_round(covers=2, variants=3, overlap_k=len(rankings))
+    neighbour = {"album_id": "a1", "name": "a1", "genre": "pop", "distance": 0.1, "features": POP.to_dict()}
+    for variant in generation_round.variants.all():
+        features = {**POP.to_dict(), "energy": round(0.1 + 0.3 * variant.index, 2)}
+        variant.features, variant.raw_text, variant.neighbours = features, json.dumps(features), [neighbour]
+        variant.save()
+    for name, order in rankings.items():
+        user = labeler(name)
+        for _ in range(2):
+            assignment = studio_services.assignment_next_for(labeler=user, ttl_s=600)
+            index_of = dict(Variant.objects.filter(pk__in=assignment.order).values_list("pk", "index"))
+            keys = {index_of[v]: chr(ord("a") + i) for i, v in enumerate(assignment.order)}
+            answers = {
+                keys[i]: studio_services.VariantAnswer(musicality=5 - order.index(i), compatibility=3, listened_s=9)
+                for i in range(3)
+            }
+            studio_services.assignment_submit(
+                assignment_id=assignment.pk,
+                labeler=user,
+                answers=answers,
+                ranking=[keys[i] for i in order],
+                min_listen_s=1,
+            )
+    return generation_round
+
+
+def build(**options) -> DatasetExport:
+    export = preference_export_start(name="", options=PreferenceExportOptions(**options))
+    return preference_export_build(export=export)
+
+
+def test_a_ranking_export_holds_trl_columns_and_matches_its_files(artifacts):
+    labeled_round({"ann": [2, 1, 0], "bob": [2, 1, 0]})
+    export = build()
+    assert export.status == ExportStatus.READY
+    assert export.counts["pairs"] == 2 * 2 * 3 and export.counts["ratings"] == 12 and export.counts["covers"] == 2
+    assert export.options["format"] == "albumgen-preferences-v1"
+    assert export.captioner_base_model_id == "tiny-internvl:captioner:seed0"
+
+    rows = [json.loads(line) for line in export_file(export, "jsonl").read_text().splitlines()]
+    first = rows[0]
+    assert {"prompt", "chosen", "rejected", "images", "margin", "cover_id", "chosen_variant_id", "labeler_ids"} <= set(
+        first
+    )
+    assert "Albums with similar covers in the catalog are pop;" in first["prompt"]
+    for row in rows:  # every labeler put the variant with the highest index (and energy) first
+        assert json.loads(row["chosen"])["energy"] > json.loads(row["rejected"])["energy"]
+        assert row["images"][0].endswith(".png") and row["chosen_audio"].endswith(".mp3")
+
+    parquet = load_dataset("parquet", data_files=str(export_file(export, "parquet")), split="train")
+    assert parquet.num_rows == len(rows) and parquet[0]["chosen"] == first["chosen"]
+    with export_file(export, "csv").open() as raw:
+        ratings = list(csv.DictReader(raw))
+    assert len(ratings) == 12 and {r["excluded"] for r in ratings} == {"False"}
+
+    digest = hashlib.sha256()
+    for name in sorted(export.files.values()):
+        digest.update((artifacts / export.directory / name).read_bytes())
+    assert digest.hexdigest() == export.checksum
+
+
+def test_excluded_labelers_leave_the_pairs_but_stay_in_the_raw_ratings():
+    labeled_round({"ann": [2, 1, 0], "bob": [0, 1, 2]})
+    bob = get_user_model().objects.get(username="bob")
+    LabelerExclusion.objects.create(labeler=bob)
+    export = build()
+    assert export.counts["labelers"] == 1 and export.counts["labelers_excluded"] == 1
+    rows = [json.loads(line) for line in export_file(export, "jsonl").read_text().splitlines()]
+    assert all(row["labeler_ids"] == [get_user_model().objects.get(username="ann").pk] for row in rows)
+    with export_file(export, "csv").open() as raw:
+        flags = {(r["labeler_id"], r["excluded"]) for r in csv.DictReader(raw)}
+    assert (str(bob.pk), "True") in flags
+
+
+def test_mean_aggregation_of_disagreeing_labelers_and_rating_pairs():
+    labeled_round({"ann": [2, 1, 0], "bob": [2, 0, 1], "cy": [2, 1, 0]})
+    mean = build(aggregate="mean", min_margin=0.5)
+    # mean ranks 1, 2.33, 2.67: the last two are a third apart, below the margin -> two pairs per cover
+    assert mean.counts["pairs"] == 2 * 2
+    ratings = build(source="ratings", axis="musicality", min_margin=2)
+    # musicality 5, 4, 3 by rank: only first vs last is 2 apart -> one pair per labeler and cover
+    assert ratings.counts["pairs"] == 3 * 2
+
+
+def test_an_export_without_pairs_fails_with_a_sentence_and_writes_nothing(artifacts):
+    ready_round(covers=1, variants=3, overlap_k=1)
+    with pytest.raises(ExportError, match="no label task of these rounds has a submitted answer yet"):
+        preference_export_start(name="", options=PreferenceExportOptions())
+    assert not DatasetExport.objects.exists()
+
+    labeled_round({"ann": [2, 1, 0]})
+    export = preference_export_start(name="", options=PreferenceExportOptions(source="ratings", min_margin=5))
+    with pytest.raises(ExportError, match="the export has no pairs: .* min margin 5"):
+        preference_export_build(export=export)
+    export.refresh_from_db()
+    assert export.status == ExportStatus.FAILED and "no pairs" in export.error
+    assert not (artifacts / "exports" / f"preferences-{export.pk}").exists()
+    assert [p.name for p in (artifacts / "exports").iterdir()] == []
+
+
+def test_rounds_of_two_captioner_bases_are_not_mixed():
+    generation_round = labeled_round({"ann": [2, 1, 0]})
+    other = ModelVersion.objects.create(kind="captioner", name="other", profile="tiny", base_model_id="org/other-vlm")
+    second = ready_round(covers=1, variants=2, overlap_k=1)
+    type(second).objects.filter(pk=second.pk).update(captioner_version=other)
+    with pytest.raises(ExportError, match="different base models"):
+        preference_export_start(name="", options=PreferenceExportOptions(round_ids=[generation_round.pk, second.pk]))
+
+
+def test_the_command_prints_counts_and_files_and_exits_2_on_no_pairs():
+    labeled_round({"ann": [2, 1, 0]})
+    out = StringIO()
+    call_command("export_preferences", "--source", "ranking", stdout=out)
+    assert "pairs 6" in out.getvalue() and "pairs.parquet" in out.getvalue()
+    err = StringIO()
+    with pytest.raises(SystemExit) as stop:
+        call_command("export_preferences", "--rounds", "999", stderr=err)
+    assert stop.value.code == 2 and "there is no round 999" in err.getvalue()
+
+
+def test_downloads_are_for_admins_only(client):
+    labeled_round({"ann": [2, 1, 0]})
+    export = build()
+    url = f"/studio/admin/training/exports/{export.pk}/jsonl/"
+    assert client.get(url).status_code == 302
+    client.force_login(get_user_model().objects.get(username="ann"))
+    assert client.get(url).status_code == 403
+    client.force_login(get_user_model().objects.create_user("boss", is_staff=True))
+    response = client.get(url)
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == export_file(export, "jsonl").read_bytes()
+    assert client.get(f"/studio/admin/training/exports/{export.pk}/zip/").status_code == 404
+    page = client.get(f"/studio/admin/training/exports/{export.pk}/").content.decode()
+    assert "pairs.parquet" in page and export.checksum in page
+    assert Assignment.objects.count() == 2
