@@ -173,7 +173,7 @@ class Captioner:
         ).to(device)
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
-        processors = [self._json_logits_processor(tuple(genres))] if constrained else []
+        processors = [self.json_logits_processor(tuple(genres))] if constrained else []
         torch.manual_seed(seed)
         output = self.model.generate(
             **inputs,
@@ -187,7 +187,8 @@ class Captioner:
         texts = self.tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
         return [self._parse(text.strip(), genres) for text in texts]
 
-    def _json_logits_processor(self, genres: tuple[str, ...]) -> Any:
+    def json_logits_processor(self, genres: tuple[str, ...]) -> Any:
+        """The feature-schema constraint for one ``generate`` call (captioner RL samples under it too)."""
         # xgrammar's processor keeps per-row matcher state, so each generate call needs a new one (ML-NOTES).
         return xgrammar.contrib.hf.LogitsProcessor(self._compiled_schema(genres))
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m rlhf {simulate,train-captioner} ...`` (``--help`` on each).
+"""Command line: ``python -m rlhf {simulate,train-captioner,train-reward,tune-captioner} ...`` (``--help`` on each).
 
 Exit status: 0 when everything worked, 1 when the server could not be used or any step failed, 2 for bad options.
 """
@@ -145,6 +145,58 @@ def cmd_train_captioner(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_reward(args: argparse.Namespace) -> int:
+    from rlhf.config import RewardTrainingConfig
+
+    try:
+        config = config_from_args(RewardTrainingConfig, args)
+    except ValueError as exc:
+        _say(f"train-reward: {str(exc).rstrip('.')}.", error=True)
+        return 2
+    if args.server:
+        if args.export is None:
+            _say("train-reward: with --server, name the preference export (--export ID).", error=True)
+            return 2
+        return launch_and_follow(args, kind="reward", config=config, dataset_export_id=args.export)
+    if args.dataset is None or args.out is None:
+        _say("train-reward: give --dataset FILE and --out DIR (or --server with --export ID).", error=True)
+        return 2
+    from rlhf.reward import train_reward_model
+
+    try:
+        result = train_reward_model(config, args.dataset, args.out)
+    except (ValueError, OSError) as exc:
+        _say(f"train-reward: {str(exc).rstrip('.')}.", error=True)
+        return 2
+    _say(
+        f"{result.train_pairs} training pairs ({result.train_covers} covers), {result.eval_pairs} held out "
+        f"({result.eval_covers} covers); held-out pair accuracy {result.eval_accuracy_before} -> "
+        f"{result.eval_accuracy_after}; trainable parameters {result.trainable_parameters:,} of "
+        f"{result.total_parameters:,}; reward model in {result.output_dir}"
+    )
+    return 0
+
+
+def cmd_tune_captioner(args: argparse.Namespace) -> int:
+    from rlhf.captioner_rl import CaptionerRLConfig
+
+    try:
+        config = config_from_args(CaptionerRLConfig, args)
+    except ValueError as exc:
+        _say(f"tune-captioner: {str(exc).rstrip('.')}.", error=True)
+        return 2
+    if not args.server or args.parent_version is None or args.reward_version is None:
+        _say(
+            "tune-captioner: runs on a studio (its covers, index and reward model): give --server, "
+            "--parent-version ID and --reward-version ID.",
+            error=True,
+        )
+        return 2
+    return launch_and_follow(
+        args, kind="rl", config=config, parent_version_id=args.parent_version, reward_version_id=args.reward_version
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from rlhf.simulate import SimulateConfig
 
@@ -181,6 +233,35 @@ def build_parser() -> argparse.ArgumentParser:
     sft.add_argument("--captioner", help="locally: captioner hub id or path (overrides the profile)")
     sft.add_argument("--out", help="locally: folder for the adapter and the SFT set snapshot")
     sft.set_defaults(handler=cmd_train_captioner)
+
+    from rlhf.captioner_rl import CaptionerRLConfig
+    from rlhf.config import RewardTrainingConfig
+
+    reward = commands.add_parser(
+        "train-reward",
+        help="reward model on preference pairs with TRL's RewardTrainer, here or on a studio",
+        description="Train a sequence-classifier reward model (optionally LoRA) on TRL preference pairs; held-out "
+        "pair accuracy by cover. With --server it trains on a studio's export and registers a reward version.",
+    )
+    add_config_arguments(reward, RewardTrainingConfig)
+    add_launch_arguments(reward)
+    reward.add_argument("--export", type=int, help="with --server: id of the preference export")
+    reward.add_argument("--dataset", help="locally: pairs.jsonl or pairs.parquet of an export")
+    reward.add_argument("--out", help="locally: folder for the reward model")
+    reward.set_defaults(handler=cmd_train_reward)
+
+    tune = commands.add_parser(
+        "tune-captioner",
+        help="RL of the captioner's LoRA with TRL's GRPOTrainer (its PPO-family trainer for VLMs) on a studio",
+        description="GRPO: PPO's clipped objective with advantages relative to the completions of one cover, a KL "
+        "penalty to the parent captioner, reward = the reward model's score plus schema validity. Registers the "
+        "new adapter as a captioner version.",
+    )
+    add_config_arguments(tune, CaptionerRLConfig)
+    add_launch_arguments(tune)
+    tune.add_argument("--parent-version", type=int, help="id of the captioner version to tune")
+    tune.add_argument("--reward-version", type=int, help="id of the reward model version")
+    tune.set_defaults(handler=cmd_tune_captioner)
     return parser
 
 

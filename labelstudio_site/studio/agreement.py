@@ -89,6 +89,25 @@ def krippendorff_alpha(units: Sequence[Sequence[float | None]], *, level: str = 
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
     values, o = _coincidence_matrix(units)
+    return krippendorff_alpha_from_coincidences(values, o, level=level)
+
+
+def krippendorff_alpha_from_coincidences(values: FloatArray, o: FloatArray, *, level: str = "ordinal") -> float | None:
+    """Krippendorff's alpha from a coincidence matrix already summed over the units (e.g. by a database).
+
+    Args:
+        values: The sorted distinct values that index ``o``; values whose row of ``o`` is all zero are ignored.
+        o: ``o[c, k]``, summed over pairable units, of the ordered c-k pairs of values from different coders divided
+            by the unit's number of values minus one (see :func:`krippendorff_alpha`).
+        level: "ordinal" (default), "interval" or "nominal".
+
+    Returns:
+        As :func:`krippendorff_alpha`.
+    """
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+    present = np.asarray(o).sum(axis=1) > 0
+    values, o = np.asarray(values, dtype=np.float64)[present], np.asarray(o, dtype=np.float64)[present][:, present]
     n_c = o.sum(axis=1)
     n = float(n_c.sum())
     if n < 2:

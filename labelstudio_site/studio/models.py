@@ -10,6 +10,7 @@ class CoverSource(models.TextChoices):
     UPLOAD = "upload", "uploaded"
     IMPORT = "import", "imported from a folder"
     CATALOG = "catalog", "catalog album"
+    SEED = "seed", "seeded for a benchmark"
 
 
 class Cover(models.Model):
@@ -42,6 +43,8 @@ class Cover(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["sha256"], name="studio_cover_unique_sha256")]
+        # The round form's newest covers.
+        indexes = [models.Index(fields=["-created_at", "-id"], name="studio_cover_newest")]
 
     def __str__(self) -> str:
         return self.title or f"cover {self.pk}"
@@ -136,7 +139,9 @@ class Variant(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["round", "status"], name="studio_variant_round_status"),
+            # Status counts of a round (index-only) and the first start / last finish of its done variants.
+            models.Index(fields=["round", "status", "started_at"], name="studio_variant_round_started"),
+            models.Index(fields=["round", "status", "finished_at"], name="studio_variant_round_finished"),
             models.Index(fields=["status", "started_at"], name="studio_variant_stale"),
         ]
 
@@ -164,8 +169,12 @@ class LabelTask(models.Model):
     class Meta:
         ordering = ["pk"]
         constraints = [models.UniqueConstraint(fields=["round", "cover"], name="studio_labeltask_unique_round_cover")]
-        # The next-task query: ready tasks with the fewest active assignments first.
-        indexes = [models.Index(fields=["ready", "active_count", "id"], name="studio_labeltask_next")]
+        indexes = [
+            # The next-task query: ready tasks with the fewest active assignments first.
+            models.Index(fields=["ready", "active_count", "id"], name="studio_labeltask_next"),
+            # Gold tasks (a small share), in id order, for next-task and for the agreement page's gold scores.
+            models.Index(fields=["id"], condition=models.Q(gold_ranking__isnull=False), name="studio_labeltask_gold"),
+        ]
 
     def __str__(self) -> str:
         return f"label task {self.pk} (round {self.round_id}, cover {self.cover_id})"
@@ -243,3 +252,93 @@ class LabelerExclusion(models.Model):
 
     def __str__(self) -> str:
         return f"exclusion of labeler {self.labeler_id}"
+
+
+# --- Running sums behind the agreement figures --------------------------------------------------------------------
+# Kept in the transaction that changes the answers they sum (studio.agreement_sums), so that the agreement of a round
+# with a million ratings is read from a few hundred rows. All integers: the figures are exact fractions of them.
+
+
+class AgreementAxis(models.TextChoices):
+    MUSICALITY = "musicality"
+    COMPATIBILITY = "compatibility"
+
+
+class AgreementPairs(models.Model):
+    """Krippendorff's coincidences of a round's counted ratings on one axis, summed over units with ``raters``."""
+
+    round = models.ForeignKey(GenerationRound, on_delete=models.CASCADE, related_name="+")
+    axis = models.CharField(max_length=16, choices=AgreementAxis.choices)
+    raters = models.PositiveIntegerField(help_text="Counted (not excluded) labelers who rated the unit (variant).")
+    low = models.PositiveSmallIntegerField(help_text="The smaller value c of the pair, 1-5.")
+    high = models.PositiveSmallIntegerField(help_text="The larger value k of the pair, 1-5 (c = k on the diagonal).")
+    pairs = models.BigIntegerField(
+        default=0, help_text="Sum over the units of n_c * n_k, or n_c * (n_c - 1) when c = k: o[c, k] * (raters - 1)."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["round", "axis", "raters", "low", "high"], name="studio_agreementpairs_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.axis} pairs {self.low}-{self.high} of round {self.round_id} at {self.raters} raters"
+
+
+class AgreementTasks(models.Model):
+    """Kendall's W inputs of a round: label tasks with ``raters`` counted rankings of ``items`` variants."""
+
+    round = models.ForeignKey(GenerationRound, on_delete=models.CASCADE, related_name="+")
+    raters = models.PositiveIntegerField(help_text="Counted labelers who ranked the task (m).")
+    items = models.PositiveIntegerField(help_text="Variants they ranked (n).")
+    tasks = models.BigIntegerField(default=0, help_text="Tasks with this m and n.")
+    spread = models.BigIntegerField(
+        default=0, help_text="Sum over the tasks of n * S, S = sum of squared deviations of the variants' rank sums."
+    )
+    ratings = models.BigIntegerField(default=0, help_text="Counted ratings of these tasks.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["round", "raters", "items"], name="studio_agreementtasks_key")]
+
+    def __str__(self) -> str:
+        return f"tasks of round {self.round_id} with {self.raters} raters of {self.items} items"
+
+
+class AgreementConsensus(models.Model):
+    """One labeler's ratings on one axis next to the sum of the other counted labelers' ratings of the same variants.
+
+    Grouped by ``others`` (how many other labelers): the consensus of a rating is ``others_sum / others``.
+    """
+
+    round = models.ForeignKey(GenerationRound, on_delete=models.CASCADE, related_name="+")
+    labeler = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    axis = models.CharField(max_length=16, choices=AgreementAxis.choices)
+    others = models.PositiveIntegerField(help_text="Other counted labelers on each of these variants (at least 1).")
+    ratings = models.BigIntegerField(default=0, help_text="The labeler's ratings with this many others.")
+    own_sum = models.BigIntegerField(default=0, help_text="Sum of the labeler's values x.")
+    own_squares = models.BigIntegerField(default=0, help_text="Sum of x squared.")
+    others_sum = models.BigIntegerField(default=0, help_text="Sum over the ratings of o, the others' values summed.")
+    others_squares = models.BigIntegerField(default=0, help_text="Sum of o squared.")
+    products = models.BigIntegerField(default=0, help_text="Sum of x * o.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["round", "labeler", "axis", "others"], name="studio_agreementconsensus_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.axis} consensus of labeler {self.labeler_id} in round {self.round_id} ({self.others} others)"
+
+
+class AgreementLabeler(models.Model):
+    """A labeler's submitted assignments in a round."""
+
+    round = models.ForeignKey(GenerationRound, on_delete=models.CASCADE, related_name="+")
+    labeler = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    submitted = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["round", "labeler"], name="studio_agreementlabeler_key")]
+
+    def __str__(self) -> str:
+        return f"labeler {self.labeler_id} in round {self.round_id}"

@@ -25,6 +25,7 @@ from rest_framework.authtoken.models import Token
 from generation.config import PipelineConfig
 from generation.images import CoverImageError, load_cover_image
 from labelstudio_site.catalog.models import Album
+from labelstudio_site.studio.agreement_sums import agreement_sums_updating
 from labelstudio_site.studio.models import (
     Assignment,
     AssignmentStatus,
@@ -557,21 +558,22 @@ def assignment_submit(
         needed = min(min_listen_s, max((durations[variant_of[key]] or 0) - 0.25, 0))
         if answer.listened_s < needed:
             raise LabelingError(f"listen to {key} for at least {needed:g} s before rating it")
-    assignment.ratings.all().delete()
-    Rating.objects.bulk_create(
-        Rating(
-            assignment=assignment,
-            variant_id=variant_of[key],
-            musicality=answers[key].musicality,
-            compatibility=answers[key].compatibility,
-            listened_s=answers[key].listened_s,
-            rank=ranking.index(key) + 1,
+    with agreement_sums_updating(task_ids=[assignment.task_id]):
+        assignment.ratings.all().delete()
+        Rating.objects.bulk_create(
+            Rating(
+                assignment=assignment,
+                variant_id=variant_of[key],
+                musicality=answers[key].musicality,
+                compatibility=answers[key].compatibility,
+                listened_s=answers[key].listened_s,
+                rank=ranking.index(key) + 1,
+            )
+            for key in keys
         )
-        for key in keys
-    )
-    assignment.status = AssignmentStatus.SUBMITTED
-    assignment.submitted_at = timezone.now()
-    assignment.save(update_fields=["status", "submitted_at"])
+        assignment.status = AssignmentStatus.SUBMITTED
+        assignment.submitted_at = timezone.now()
+        assignment.save(update_fields=["status", "submitted_at"])
     return assignment
 
 
@@ -590,12 +592,22 @@ def assignment_skip(*, assignment_id: int, labeler: User, reason: str) -> Assign
     return assignment
 
 
+@transaction.atomic
 def labeler_exclusion_set(*, labeler: User, excluded: bool, by: User | None, reason: str = "") -> None:
-    """Exclude a labeler's answers from consensus and exports, or include them again."""
-    if excluded:
-        LabelerExclusion.objects.update_or_create(labeler=labeler, defaults={"reason": reason[:300], "excluded_by": by})
-    else:
-        LabelerExclusion.objects.filter(labeler=labeler).delete()
+    """Exclude a labeler's answers from consensus and exports, or include them again.
+
+    The agreement sums of every task the labeler answered change with it, in this transaction.
+    """
+    answered = Assignment.objects.filter(labeler=labeler, status=AssignmentStatus.SUBMITTED).values_list(
+        "task_id", flat=True
+    )
+    with agreement_sums_updating(task_ids=list(answered)):
+        if excluded:
+            LabelerExclusion.objects.update_or_create(
+                labeler=labeler, defaults={"reason": reason[:300], "excluded_by": by}
+            )
+        else:
+            LabelerExclusion.objects.filter(labeler=labeler).delete()
 
 
 @transaction.atomic

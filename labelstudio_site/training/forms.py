@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from labelstudio_site.studio.models import GenerationRound
 from labelstudio_site.studio.roles import LABELERS_GROUP
 from labelstudio_site.training.exports import PreferenceExportOptions
-from labelstudio_site.training.models import ModelKind, ModelVersion, RunKind
+from labelstudio_site.training.models import DatasetExport, ExportKind, ExportStatus, ModelKind, RunKind
 from labelstudio_site.training.run_configs import config_class
 from labelstudio_site.training.selectors import model_version_list
 from rlhf.pairs import AGGREGATES, AXES, SOURCES, TIES
@@ -51,9 +51,18 @@ class RunLaunchForm(forms.Form):
         captioners = model_version_list(kind=ModelKind.CAPTIONER)
         if kind == RunKind.SFT:
             captioners = captioners.filter(adapter_path="")
-        self.fields["parent_version"] = forms.ModelChoiceField(
-            queryset=captioners, label="captioner version", empty_label=None
-        )
+        if kind == RunKind.REWARD:
+            exports = DatasetExport.objects.filter(kind=ExportKind.PREFERENCES, status=ExportStatus.READY)
+            self.fields["dataset_export"] = forms.ModelChoiceField(
+                queryset=exports.order_by("-pk"), label="preference export", empty_label=None
+            )
+        else:
+            label = "captioner version to tune" if kind == RunKind.RL else "captioner version"
+            self.fields["parent_version"] = forms.ModelChoiceField(queryset=captioners, label=label, empty_label=None)
+        if kind == RunKind.RL:
+            self.fields["reward_version"] = forms.ModelChoiceField(
+                queryset=model_version_list(kind=ModelKind.REWARD), label="reward model", empty_label=None
+            )
         if kind == RunKind.EVALUATE:
             del self.fields["name"]
         self.fields.update(option_fields(kind))
@@ -74,9 +83,10 @@ class RunLaunchForm(forms.Form):
             values[option.name] = value
         return values
 
-    def parent(self) -> ModelVersion:
-        version: ModelVersion = self.cleaned_data["parent_version"]
-        return version
+    def related(self) -> dict[str, Any]:
+        """The rows the run starts from, as ``training_run_create`` takes them."""
+        names = ("parent_version", "reward_version", "dataset_export")
+        return {name: self.cleaned_data[name] for name in names if name in self.cleaned_data}
 
 
 class PreferenceExportForm(forms.Form):

@@ -2,11 +2,15 @@
 
 from generation.config import EvaluationConfig
 from labelstudio_site.training.models import RunKind
+from rlhf.captioner_rl import CaptionerRLConfig
+from rlhf.config import RewardTrainingConfig
 from rlhf.sft_config import CaptionerSFTConfig
 
 RUN_CONFIGS: dict[str, type] = {
     RunKind.SFT: CaptionerSFTConfig,
     RunKind.EVALUATE: EvaluationConfig,
+    RunKind.REWARD: RewardTrainingConfig,
+    RunKind.RL: CaptionerRLConfig,
 }
 
 

@@ -81,7 +81,12 @@ def run_log(run: TrainingRun) -> Iterator[Path]:
 
 def execute(run: TrainingRun) -> None:
     """Run a claimed run to its end: succeeded (with its version), failed with a reason, or cancelled."""
-    runners: dict[str, Callable[[TrainingRun], None]] = {RunKind.SFT: run_sft, RunKind.EVALUATE: run_evaluate}
+    runners: dict[str, Callable[[TrainingRun], None]] = {
+        RunKind.SFT: run_sft,
+        RunKind.EVALUATE: run_evaluate,
+        RunKind.REWARD: run_reward,
+        RunKind.RL: run_rl,
+    }
     with run_log(run):
         logger.info("%s run %d (attempt %d) on %s: %s", run.kind, run.pk, run.attempts, run.worker, run.config)
         try:
@@ -220,3 +225,118 @@ def _sft_export_register(run: TrainingRun, rows: list[dict[str, Any]], base_mode
     )
     services.training_run_attach_export(run=run, export=export)
     return export
+
+
+def run_reward(run: TrainingRun) -> None:
+    """Reward model on a preference export (TRL RewardTrainer); held-out pair accuracy by cover."""
+    from labelstudio_site.training.exports import export_file
+    from rlhf.config import RewardTrainingConfig
+    from rlhf.reward import train_reward_model
+
+    export = run.dataset_export
+    assert export is not None
+    config = RewardTrainingConfig(**run.config)
+    output = model_dir(run)
+    result = train_reward_model(config, export_file(export, "jsonl"), output, callbacks=[RunProgress(run.pk)])
+    summary = {
+        "eval_accuracy_before": result.eval_accuracy_before,
+        "eval_accuracy_after": result.eval_accuracy_after,
+        "train_pairs": result.train_pairs,
+        "eval_pairs": result.eval_pairs,
+        "train_covers": result.train_covers,
+        "eval_covers": result.eval_covers,
+        "trainable_parameters": result.trainable_parameters,
+        "total_parameters": result.total_parameters,
+        "first_loss": result.loss_history[0] if result.loss_history else None,
+        "last_loss": result.loss_history[-1] if result.loss_history else None,
+    }
+    logger.info("held-out pair accuracy %s -> %s", result.eval_accuracy_before, result.eval_accuracy_after)
+    rounds = export.options.get("round_ids") or []
+    profile = _export_profile(rounds)
+    version_fields = {
+        "kind": ModelKind.REWARD,
+        "profile": profile,
+        "base_model_id": config.base_model,
+        "adapter_path": str(output),
+        # The captioner whose outputs it learned to judge: an RL run checks it tunes a captioner of the same base.
+        "metrics": {**summary, "captioner_base_model_id": export.captioner_base_model_id, "export_id": export.pk},
+    }
+    try:
+        services.training_run_succeed(run=run, summary=summary, version=version_fields)
+    except BaseException:
+        shutil.rmtree(output, ignore_errors=True)
+        raise
+
+
+def _export_profile(round_ids: list[int]) -> str:
+    from labelstudio_site.studio.models import GenerationRound
+
+    first = GenerationRound.objects.filter(pk__in=round_ids).select_related("captioner_version").order_by("pk").first()
+    return first.captioner_version.profile if first else settings.ALBUMGEN_PROFILE
+
+
+def run_rl(run: TrainingRun) -> None:
+    """GRPO of the captioner's LoRA against a reward model, on the covers the reward model's labelers judged."""
+    from generation.images import load_cover_image
+    from generation.instruction import build_instruction
+    from generation.retrieve import mean_features
+    from labelstudio_site.studio.models import Cover
+    from rlhf.captioner_rl import CaptionerRLConfig, RLCover, tune_captioner
+    from rlhf.reward import RewardScorer
+
+    parent, reward = run.parent_version, run.reward_version
+    assert parent is not None and reward is not None
+    config = CaptionerRLConfig(**run.config)
+    rounds = _export_rounds(reward)
+    covers = list(Cover.objects.filter(label_tasks__round_id__in=rounds).distinct().order_by("pk"))
+    if not covers:
+        raise ValueError("the reward model's export names no round with covers to tune on")
+    pipeline = _captioner_pipeline(parent)
+    genres = pipeline.genres()
+    rl_covers = []
+    for cover in covers:
+        image = load_cover_image(cover.image.path)
+        neighbours = pipeline.index.search(pipeline.embedder.embed([image])[0], k=pipeline.config.top_k)
+        instruction = build_instruction(
+            genres=genres, context=mean_features(neighbours), neighbour_genres=[n.genre for n in neighbours]
+        )
+        rl_covers.append(RLCover(str(cover.pk), image, instruction))
+    logger.info("GRPO on %d covers against reward model %s", len(rl_covers), reward)
+    scorer = RewardScorer.load(reward.adapter_path)
+    output = model_dir(run)
+    result = tune_captioner(
+        config,
+        captioner=pipeline.captioner,
+        covers=rl_covers,
+        genres=genres,
+        reward_fn=scorer.score,
+        output_dir=output,
+        callbacks=[RunProgress(run.pk)],
+    )
+    summary = {
+        "covers": len(rl_covers),
+        "first_reward": result.reward_history[0] if result.reward_history else None,
+        "last_reward": result.reward_history[-1] if result.reward_history else None,
+        "last_kl": result.kl_history[-1] if result.kl_history else None,
+        "trainable_parameters": result.trainable_parameters,
+        "reward_version_id": reward.pk,
+    }
+    version_fields = {
+        "kind": ModelKind.CAPTIONER,
+        "profile": parent.profile,
+        "base_model_id": parent.base_model_id,
+        "adapter_path": str(output),
+        "metrics": {"rl": summary},
+    }
+    try:
+        services.training_run_succeed(run=run, summary=summary, version=version_fields)
+    except BaseException:
+        shutil.rmtree(output, ignore_errors=True)
+        raise
+
+
+def _export_rounds(reward: ModelVersion) -> list[int]:
+    from labelstudio_site.training.models import DatasetExport
+
+    export = DatasetExport.objects.filter(pk=reward.metrics.get("export_id")).first()
+    return list(export.options.get("round_ids", [])) if export else []

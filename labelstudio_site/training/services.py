@@ -12,6 +12,8 @@ from django.utils import timezone
 
 from labelstudio_site.training.models import (
     DatasetExport,
+    ExportKind,
+    ExportStatus,
     ModelKind,
     ModelVersion,
     RunKind,
@@ -104,16 +106,19 @@ def training_run_create(
             raise TrainingError(f"a {kind} run needs a captioner version to start from")
     if kind == RunKind.SFT and parent_version is not None and parent_version.adapter_path:
         raise TrainingError("SFT starts from a base captioner version (one without an adapter)")
-    if kind == RunKind.REWARD and dataset_export is None:
-        raise TrainingError("a reward run needs a preference export to train on")
+    if kind == RunKind.REWARD:
+        _check_preference_export(dataset_export)
     if kind == RunKind.RL:
         if reward_version is None or reward_version.kind != ModelKind.REWARD:
             raise TrainingError("an RL run needs a reward model version")
         assert parent_version is not None
-        if reward_version.profile != parent_version.profile:
+        from labelstudio_site.training.exports import captioner_base_id
+
+        judged = reward_version.metrics.get("captioner_base_model_id")
+        if judged != captioner_base_id(parent_version):
             raise TrainingError(
-                f"the reward model was trained for the {reward_version.profile} profile and the captioner is "
-                f"{parent_version.profile}"
+                f"the reward model {reward_version.name!r} judged outputs of the captioner base {judged!r}; "
+                f"{parent_version.name!r} is on {captioner_base_id(parent_version)!r}"
             )
     checked = run_config_validate(kind=kind, config=config)
     run = TrainingRun.objects.create(
@@ -127,6 +132,20 @@ def training_run_create(
     )
     transaction.on_commit(lambda: _enqueue(run.pk))
     return run
+
+
+def _check_preference_export(export: DatasetExport | None) -> None:
+    from rlhf.pairs import PREFERENCE_FORMAT
+
+    if export is None:
+        raise TrainingError("a reward run needs a preference export to train on")
+    found = export.options.get("format") if export.kind == ExportKind.PREFERENCES else f"a {export.kind} set"
+    if found != PREFERENCE_FORMAT:
+        raise TrainingError(
+            f"export {export.pk} is {found or 'of an unknown format'}, not preference pairs in {PREFERENCE_FORMAT}"
+        )
+    if export.status != ExportStatus.READY:
+        raise TrainingError(f"export {export.pk} is {export.status}, not ready")
 
 
 def _enqueue(run_id: int) -> None:

@@ -16,7 +16,12 @@ from labelstudio_site.training.models import DatasetExport, ModelVersion, RunKin
 from labelstudio_site.training.paths import run_log_path
 
 RUNS_PER_PAGE = 50
-LAUNCHABLE: dict[str, str] = {RunKind.SFT: "Fine-tune a captioner (SFT)", RunKind.EVALUATE: "Evaluate a captioner"}
+LAUNCHABLE: dict[str, str] = {
+    RunKind.SFT: "Fine-tune a captioner (SFT)",
+    RunKind.EVALUATE: "Evaluate a captioner",
+    RunKind.REWARD: "Train a reward model",
+    RunKind.RL: "Tune a captioner with RL (GRPO)",
+}
 
 
 @staff_required
@@ -37,7 +42,7 @@ def training_home(request: HttpRequest) -> HttpResponse:
 def run_launch(request: HttpRequest, kind: str) -> HttpResponse:
     if kind not in LAUNCHABLE:
         raise Http404(f"no launch form for {kind} runs")
-    initial = {"parent_version": request.GET.get("version")} if request.GET.get("version") else None
+    initial = {"parent_version": request.GET.get("version"), "dataset_export": request.GET.get("export")}
     form = RunLaunchForm(request.POST or None, kind=kind, initial=initial)
     if request.method == "POST" and form.is_valid():
         options = form.options()
@@ -47,7 +52,7 @@ def run_launch(request: HttpRequest, kind: str) -> HttpResponse:
                     kind=kind,
                     name=form.cleaned_data.get("name", ""),
                     config=options,
-                    parent_version=form.parent(),
+                    **form.related(),
                     created_by=_staff_user(request),
                 )
             except services.TrainingError as exc:

@@ -141,7 +141,7 @@
     const row = el("div", { class: "lv-scale" });
     for (let v = 1; v <= 5; v++) {
       const input = el("input", { type: "radio", name: axis + "-" + it.key, value: String(v), "aria-label": axis + " " + v + " for variant " + it.key });
-      input.addEventListener("change", () => { it.ratings[axis] = v; setCurrent(items.indexOf(it), false); update(); });
+      input.addEventListener("change", () => { it.ratings[axis] = v; setCurrent(items.indexOf(it), false); saveDraft(); update(); });
       row.append(el("label", { class: "lv-choice" }, [input, el("span", { text: String(v) })]));
     }
     group.append(row);
@@ -175,6 +175,7 @@
       return it;
     });
     renderRanking(data.variants.map((v) => v.key));
+    restoreDraft();
     $("task").hidden = false;
     setCurrent(0, false);
     items.forEach(draw);
@@ -287,7 +288,54 @@
     const input = it.node.querySelector('input[name="' + axis + "-" + it.key + '"][value="' + value + '"]');
     input.checked = true;
     it.ratings[axis] = value;
+    saveDraft();
     update();
+  }
+
+  // --- drafts ------------------------------------------------------------------------------------------------
+  // Unsent ratings and the ranking survive a reload: kept in localStorage under the assignment's id until the
+  // task is submitted or skipped. Listening is not kept: the page measures it again.
+
+  const DRAFT_PREFIX = "albumgen-label-draft-";
+  const draftKey = () => DRAFT_PREFIX + task.assignment_id;
+
+  function saveDraft() {
+    if (!task) return;
+    const ratings = {};
+    items.forEach((it) => { if (Object.keys(it.ratings).length) ratings[it.key] = it.ratings; });
+    try {
+      localStorage.setItem(draftKey(), JSON.stringify({ ratings, ranking: ranking() }));
+    } catch (e) { /* storage off or full: a draft is a convenience, the task still works */ }
+  }
+
+  function dropDraft(assignmentId) {
+    try { localStorage.removeItem(DRAFT_PREFIX + assignmentId); } catch (e) { /* see saveDraft */ }
+  }
+
+  function restoreDraft() {
+    let draft = null;
+    try {
+      // A labeler holds one open assignment at a time: drafts of any other are stale.
+      Object.keys(localStorage)
+        .filter((k) => k.startsWith(DRAFT_PREFIX) && k !== draftKey())
+        .forEach((k) => localStorage.removeItem(k));
+      draft = JSON.parse(localStorage.getItem(draftKey()) || "null");
+    } catch (e) {
+      draft = null;
+    }
+    if (!draft || typeof draft !== "object") return;
+    items.forEach((it) => {
+      const saved = (draft.ratings || {})[it.key] || {};
+      AXES.forEach((axis) => {
+        const v = saved[axis];
+        if (!Number.isInteger(v) || v < 1 || v > 5) return;
+        it.ratings[axis] = v;
+        it.node.querySelector('input[name="' + axis + "-" + it.key + '"][value="' + v + '"]').checked = true;
+      });
+    });
+    const keys = items.map((it) => it.key);
+    const saved = draft.ranking;
+    if (Array.isArray(saved) && saved.length === keys.length && keys.every((k) => saved.includes(k))) renderRanking(saved);
   }
 
   // --- ranking -----------------------------------------------------------------------------------------------
@@ -351,6 +399,7 @@
 
   function rankingChanged(key) {
     numberRanking();
+    saveDraft();
     const position = ranking().indexOf(key) + 1;
     $("ranking-live").textContent = "Variant " + key + " is now number " + position + ". Order: " + ranking().join(", ") + ".";
     update();
@@ -402,6 +451,7 @@
       if (!r.ok) {
         showAlert(errorText(r.data, r.status), r.status === 409);
       } else {
+        dropDraft(task.assignment_id);
         await loadNext();
       }
     } catch (e) {
@@ -445,8 +495,12 @@
       const r = await api("POST", app.dataset.skipUrl.replace("/0/", "/" + task.assignment_id + "/"), { reason });
       dialog.close();
       $("skip-other").value = "";
-      if (!r.ok) showAlert(errorText(r.data, r.status), r.status === 409);
-      else await loadNext();
+      if (!r.ok) {
+        showAlert(errorText(r.data, r.status), r.status === 409);
+      } else {
+        dropDraft(task.assignment_id);
+        await loadNext();
+      }
     } catch (e) {
       dialog.close();
       showAlert("Could not skip: " + e.message);

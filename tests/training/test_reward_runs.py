@@ -1,0 +1,73 @@
+"""Reward runs from the platform: a preference export -> TRL RewardTrainer (tiny BERT) -> a reward model version
+with its lineage; exports of another format are refused."""
+
+import pytest
+
+from labelstudio_site.training import services, tasks
+from labelstudio_site.training.exports import PreferenceExportOptions, preference_export_build, preference_export_start
+from labelstudio_site.training.models import DatasetExport, ModelKind, RunStatus
+from labelstudio_site.training.services import TrainingError
+from rlhf.reward import build_tiny_reward_base
+from tests.training.test_exports import labeled_round
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def no_broker(artifacts, monkeypatch):
+    monkeypatch.setattr(tasks.training_run_task, "delay", lambda run_id: None)
+
+
+@pytest.fixture
+def artifacts(settings, tmp_path):
+    from labelstudio_site.catalog.models import Album
+    from tests.training.test_exports import POP
+
+    settings.ALBUMGEN_ARTIFACTS_DIR = tmp_path / "artifacts"
+    Album.objects.create(musicoset_id="a1", name="a1", genre="pop", split="train", features=POP.to_dict())
+    return settings.ALBUMGEN_ARTIFACTS_DIR
+
+
+def test_a_reward_run_registers_a_reward_version_with_its_export_and_accuracy(tmp_path):
+    labeled_round({"ann": [2, 1, 0], "bob": [2, 1, 0]})
+    export = preference_export_build(export=preference_export_start(name="p", options=PreferenceExportOptions()))
+    base = build_tiny_reward_base(tmp_path / "tiny-bert")
+    config = {"base_model": str(base), "eval_fraction": 0.5, "num_train_epochs": 2, "per_device_train_batch_size": 4}
+    run = services.training_run_create(kind="reward", name="rm-1", config=config, dataset_export=export)
+    assert tasks.training_run_task(run.pk) == RunStatus.SUCCEEDED
+    run.refresh_from_db()
+    version = run.result_version
+    assert version.kind == ModelKind.REWARD and version.base_model_id == str(base)
+    assert version.metrics["export_id"] == export.pk
+    assert version.metrics["captioner_base_model_id"] == "tiny-internvl:captioner:seed0"
+    assert version.metrics["eval_covers"] == 1 and version.metrics["train_covers"] == 1
+    assert 0 <= version.metrics["eval_accuracy_after"] <= 1
+    assert run.points.filter(values__has_key="loss").exists()
+
+
+def test_a_reward_run_on_an_export_of_another_format_is_refused():
+    sft = DatasetExport.objects.create(kind="sft", name="s", directory="x", checksum="0")
+    with pytest.raises(TrainingError, match="is a sft set, not preference pairs in albumgen-preferences-v1"):
+        services.training_run_create(kind="reward", name="rm", config={}, dataset_export=sft)
+    old = DatasetExport.objects.create(kind="preferences", name="p", options={"format": "v0"})
+    with pytest.raises(TrainingError, match="is v0, not preference pairs"):
+        services.training_run_create(kind="reward", name="rm", config={}, dataset_export=old)
+
+
+def test_an_rl_run_with_a_reward_model_of_another_captioner_base_is_refused():
+    from labelstudio_site.training.models import ModelVersion
+    from labelstudio_site.training.services import model_version_base_ensure
+
+    base = model_version_base_ensure(profile="tiny")
+    other = ModelVersion.objects.create(
+        kind="reward", name="rm-other", profile="tiny", metrics={"captioner_base_model_id": "org/other-vlm"}
+    )
+    with pytest.raises(TrainingError, match="judged outputs of the captioner base 'org/other-vlm'"):
+        services.training_run_create(kind="rl", name="rl-1", config={}, parent_version=base, reward_version=other)
+    same = ModelVersion.objects.create(
+        kind="reward", name="rm", profile="tiny", metrics={"captioner_base_model_id": "tiny-internvl:captioner:seed0"}
+    )
+    run = services.training_run_create(
+        kind="rl", name="rl-1", config={"beta": 0.1}, parent_version=base, reward_version=same
+    )
+    assert run.config["beta"] == 0.1 and run.status == RunStatus.QUEUED
