@@ -19,7 +19,7 @@ from PIL import Image
 from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer, InternVLConfig
 from transformers.utils import cached_file
 
-from generation.config import DEFAULT_CAPTIONER
+from generation.config import DEFAULT_CAPTIONER, tiny_captioner_id
 from generation.embed import default_device
 from generation.features import AcousticFeatures, FeatureError, feature_json_schema, parse_features
 from generation.loading import ModelLoadError, pretrained_or_explain
@@ -133,7 +133,7 @@ class Captioner:
         config = InternVLConfig.from_pretrained(config_dir)
         torch.manual_seed(seed)
         model = AutoModelForImageTextToText.from_config(config)
-        model_id = f"tiny-internvl:{Path(config_dir).name}:seed{seed}"
+        model_id = tiny_captioner_id(config_dir, seed)
         # PEFT records this as the adapter's base model, which is how a mismatched adapter is recognised.
         model.config._name_or_path = model.name_or_path = model_id
         return cls(model, load_processor(str(config_dir)), model_id=model_id, adapter_path=adapter_path)

@@ -15,6 +15,13 @@ TINY_DIR = FIXTURES / "tiny"
 DEFAULT_MUSICGEN = "facebook/musicgen-small"
 PROFILES = ("tiny", "full")
 RENDERERS = ("synth", "musicgen")
+
+
+def tiny_captioner_id(config_dir: str | Path = TINY_DIR / "captioner", seed: int = 0) -> str:
+    """The model id a tiny captioner twin records (adapters store it as their base, exports as the captioner's)."""
+    return f"tiny-internvl:{Path(config_dir).name}:seed{seed}"
+
+
 # Neighbour counts of the retrieval baseline in the evaluation (the paper's sweep).
 BASELINE_KS = (1, 3, 5, 10, 20)
 

@@ -55,6 +55,12 @@ def _say(message: str, *, error: bool = False) -> None:
     stream.write(message + "\n")
 
 
+def _fail(args: argparse.Namespace, error: Exception | str, code: int) -> int:
+    """Say why the command stopped, as one sentence after its name, and return its exit status."""
+    _say(f"{args.command}: {str(error).rstrip('.')}.", error=True)
+    return code
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from rlhf.simulate import PreferenceError, SimulateConfig, SimulationError, simulate
 
@@ -63,11 +69,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         config = config_from_args(SimulateConfig, args)
         result = simulate(config)
     except (PreferenceError, ValueError) as exc:
-        _say(f"simulate: {str(exc).rstrip('.')}.", error=True)
-        return 2
+        return _fail(args, exc, 2)
     except SimulationError as exc:
-        _say(f"simulate: {str(exc).rstrip('.')}.", error=True)
-        return 1
+        return _fail(args, exc, 1)
     for labeler in result.labelers:
         _say(f"  {labeler.username}: {labeler.submitted} submitted, {labeler.errors} errors")
     for message in result.messages[:10]:
@@ -105,8 +109,7 @@ def launch_and_follow(args: argparse.Namespace, *, kind: str, config: Any, **rel
             return 0
         final = run_follow(studio, run["id"], report=report)
     except LaunchError as exc:
-        _say(f"{args.command}: {str(exc).rstrip('.')}.", error=True)
-        return 1
+        return _fail(args, exc, 1)
     if final["status"] != "succeeded":
         _say(f"{args.command}: run {final['id']} {final['status']}: {final['failure_reason']}", error=True)
         return 1
@@ -121,8 +124,7 @@ def cmd_train_captioner(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(CaptionerSFTConfig, args)
     except ValueError as exc:
-        _say(f"train-captioner: {str(exc).rstrip('.')}.", error=True)
-        return 2
+        return _fail(args, exc, 2)
     if args.server:
         if args.parent_version is None:
             _say("train-captioner: with --server, name the base captioner version (--parent-version ID).", error=True)
@@ -138,8 +140,7 @@ def cmd_train_captioner(args: argparse.Namespace) -> int:
             config, catalog=args.catalog, profile=args.profile, captioner=args.captioner, out=args.out
         )
     except LocalRunError as exc:
-        _say(f"train-captioner: {str(exc).rstrip('.')}.", error=True)
-        return 2
+        return _fail(args, exc, 2)
     for line in report:
         _say(line)
     return 0
@@ -151,8 +152,7 @@ def cmd_train_reward(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(RewardTrainingConfig, args)
     except ValueError as exc:
-        _say(f"train-reward: {str(exc).rstrip('.')}.", error=True)
-        return 2
+        return _fail(args, exc, 2)
     if args.server:
         if args.export is None:
             _say("train-reward: with --server, name the preference export (--export ID).", error=True)
@@ -166,8 +166,7 @@ def cmd_train_reward(args: argparse.Namespace) -> int:
     try:
         result = train_reward_model(config, args.dataset, args.out)
     except (ValueError, OSError) as exc:
-        _say(f"train-reward: {str(exc).rstrip('.')}.", error=True)
-        return 2
+        return _fail(args, exc, 2)
     _say(
         f"{result.train_pairs} training pairs ({result.train_covers} covers), {result.eval_pairs} held out "
         f"({result.eval_covers} covers); held-out pair accuracy {result.eval_accuracy_before} -> "
@@ -183,8 +182,7 @@ def cmd_tune_captioner(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(CaptionerRLConfig, args)
     except ValueError as exc:
-        _say(f"tune-captioner: {str(exc).rstrip('.')}.", error=True)
-        return 2
+        return _fail(args, exc, 2)
     if not args.server or args.parent_version is None or args.reward_version is None:
         _say(
             "tune-captioner: runs on a studio (its covers, index and reward model): give --server, "

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from generation.config import TINY_DIR, PipelineConfig
+from generation.config import PipelineConfig, tiny_captioner_id
 from generation.features import AcousticFeatures
 from generation.instruction import build_instruction
 from labelstudio_site.catalog.selectors import catalog_genres
@@ -87,7 +87,7 @@ def captioner_base_id(version: ModelVersion) -> str:
     if version.base_model_id:
         return version.base_model_id
     if version.profile == "tiny":
-        return f"tiny-internvl:{(TINY_DIR / 'captioner').name}:seed0"
+        return tiny_captioner_id()
     return PipelineConfig(profile="full").checkpoint("captioner")
 
 
