@@ -47,11 +47,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="export-bench-") as artifacts:
         settings.ALBUMGEN_ARTIFACTS_DIR = Path(artifacts)
         before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         options = PreferenceExportOptions(source=args.source, aggregate=args.aggregate)
         export = preference_export_start(name="benchmark", options=options)
         export = preference_export_build(export=export)
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         sizes = {
             fmt: (Path(artifacts) / export.directory / name).stat().st_size / 1e6 for fmt, name in export.files.items()
@@ -59,7 +59,8 @@ def main() -> None:
         export.delete()
     print(f"{ratings:,} ratings in the database; export {args.source}/{args.aggregate}: {export.counts}")
     print("files: " + ", ".join(f"{fmt} {mb:.0f} MB" for fmt, mb in sizes.items()))
-    print(f"wall time {seconds:.1f} s; peak RSS {peak_mb:.0f} MB (before the export: {before_mb:.0f} MB)")
+    # CPU time of this process (all its threads) says how much of the wall time was ours on a busy machine.
+    print(f"wall time {seconds:.1f} s (CPU {cpu_seconds:.1f} s); peak RSS {peak_mb:.0f} MB (before {before_mb:.0f} MB)")
     print(f"targets: < 60 s {'met' if seconds < 60 else 'MISSED'}, < 1024 MB {'met' if peak_mb < 1024 else 'MISSED'}")
 
 

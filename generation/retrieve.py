@@ -160,7 +160,11 @@ def mean_features(neighbours: Sequence[Neighbour]) -> AcousticFeatures:
         top = max(counts.values())
         return next(getattr(n.features, name) for n in neighbours if counts[getattr(n.features, name)] == top)
 
-    numeric = {name: float(np.mean([getattr(n.features, name) for n in neighbours])) for name in NUMERIC_RANGES}
+    # One (feature, neighbour) matrix and one mean per contiguous row: the same pairwise sums as a np.mean per feature,
+    # at a ninth of the calls (a 1M-rating preference export rebuilds ~90k contexts).
+    names = list(NUMERIC_RANGES)
+    matrix = np.array([[getattr(n.features, name) for n in neighbours] for name in names], dtype=np.float64)
+    numeric = dict(zip(names, matrix.mean(axis=1).tolist(), strict=True))
     return AcousticFeatures(
         genre=most_common("genre"),
         key=most_common("key"),

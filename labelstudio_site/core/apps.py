@@ -6,3 +6,6 @@ class CoreConfig(AppConfig):
 
     name = "labelstudio_site.core"
     label = "core"
+
+    def ready(self) -> None:
+        from labelstudio_site.core import lookups  # noqa: F401 - registers the any_of lookup

@@ -9,6 +9,7 @@ every file is complete; the row says ``building`` until then.
 import csv
 import dataclasses
 import hashlib
+import io
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -26,6 +27,7 @@ from generation.features import AcousticFeatures
 from generation.instruction import build_instruction
 from labelstudio_site.catalog.selectors import catalog_genres
 from labelstudio_site.studio.models import (
+    Assignment,
     AssignmentStatus,
     Cover,
     GenerationRound,
@@ -36,12 +38,10 @@ from labelstudio_site.studio.models import (
 )
 from labelstudio_site.training.models import DatasetExport, ExportKind, ExportStatus, ModelVersion
 from rlhf.pairs import PREFERENCE_FORMAT, Answer, PairOptions, gold_agreement, task_pairs
-from rlhf.snapshot import write_jsonl_snapshot
+from rlhf.snapshot import CHUNK_BYTES, write_jsonl_snapshot
 
 # Tasks whose variants are fetched in one query: ~2,000 variant ids per IN list at 4 variants a task.
 TASK_BATCH = 500
-# Rows per Parquet row group: ~60 MB of text at ~2.5 KB a row (the instruction is most of it).
-PARQUET_BATCH = 25_000
 RATING_COLUMNS = (
     "rating_id",
     "round_id",
@@ -122,7 +122,9 @@ def _excluded_labelers(options: PreferenceExportOptions, round_ids: list[int]) -
     return excluded, gold
 
 
-def _instruction(variant: Any, generation_round: GenerationRound, genres: Sequence[str]) -> str:
+def _instruction(
+    stored_neighbours: list[dict[str, Any]], generation_round: GenerationRound, genres: Sequence[str]
+) -> str:
     """The instruction the captioner saw for this cover: rebuilt from the stored neighbours (deterministic)."""
     # Imported here: generation.retrieve loads FAISS, which the web process (it imports this module) never needs.
     from generation.retrieve import Neighbour, mean_features
@@ -130,7 +132,7 @@ def _instruction(variant: Any, generation_round: GenerationRound, genres: Sequen
     # The stored neighbours' features were validated when the variant was generated; rebuilt without re-checking.
     neighbours = [
         Neighbour(n["album_id"], n["name"], n["genre"], n["distance"], AcousticFeatures(**n["features"]))
-        for n in variant["neighbours"]
+        for n in stored_neighbours
     ]
     if not generation_round.render_settings.get("rag", True) or not neighbours:
         return build_instruction(genres=genres)
@@ -185,7 +187,6 @@ def _pair_rows(
             "compatibility",
             "rank",
             "listened_s",
-            "assignment__submitted_at",
         )
     )
     cover_paths: dict[int, str] = {}
@@ -194,13 +195,24 @@ def _pair_rows(
 
     def flush() -> Iterator[dict[str, Any]]:
         variant_ids = {row[6] for _, rows in batch for row in rows}
-        rows_of_variants = Variant.objects.filter(pk__in=variant_ids).values("pk", "raw_text", "audio", "neighbours")
-        variants: dict[int, dict[str, Any]] = {v["pk"]: dict(v) for v in rows_of_variants}
-        # Paths joined as strings once per variant: a Path per pair cost ~15% of a 1M-rating export (profiled).
-        for variant in variants.values():
-            variant["audio_path"] = f"{media_root}/{variant['audio']}" if variant["audio"] else None
+        variant_rows = Variant.objects.filter(pk__any_of=variant_ids).values_list("pk", "raw_text", "audio")
+        variants: dict[int, tuple[str, str | None]] = {
+            pk: (raw_text, f"{media_root}/{audio}" if audio else None) for pk, raw_text, audio in variant_rows
+        }
+        # The variants of a task share their cover's neighbours: one variant's are enough to rebuild the instruction.
+        neighbours = dict(
+            Variant.objects.filter(pk__any_of={rows[0][6] for _, rows in batch}).values_list("pk", "neighbours")
+        )
+        # Submission times per assignment, not per rating: parsing 1M timestamps cost ~7 s of a 1M-rating export.
+        assignment_ids = {row[4] for _, rows in batch for row in rows}
+        submitted = {
+            pk: at.isoformat() if at else ""
+            for pk, at in Assignment.objects.filter(pk__any_of=assignment_ids).values_list("pk", "submitted_at")
+        }
+        for _, rows in batch:
+            ratings_csv.writerows([*row, submitted[row[4]], row[5] in excluded] for row in rows)
         missing_covers = {rows[0][3] for _, rows in batch} - set(cover_paths)
-        for cover_id, image in Cover.objects.filter(pk__in=missing_covers).values_list("pk", "image"):
+        for cover_id, image in Cover.objects.filter(pk__any_of=missing_covers).values_list("pk", "image"):
             cover_paths[cover_id] = f"{media_root}/{image}"
         for task_id, rows in batch:
             round_id, cover_id = rows[0][1], rows[0][3]
@@ -211,16 +223,17 @@ def _pair_rows(
                 continue
             counts.tasks += 1
             counts.covers.add(cover_id)
-            prompt = _instruction(variants[rows[0][6]], rounds[round_id], genres)
+            prompt = _instruction(neighbours[rows[0][6]], rounds[round_id], genres)
+            images = [cover_paths[cover_id]]
             for pair in pairs:
                 chosen, rejected = variants[pair.chosen], variants[pair.rejected]
                 counts.pairs += 1
                 counts.labelers.update(pair.labeler_ids)
                 yield {
                     "prompt": prompt,
-                    "chosen": chosen["raw_text"],
-                    "rejected": rejected["raw_text"],
-                    "images": [cover_paths[cover_id]],
+                    "chosen": chosen[0],
+                    "rejected": rejected[0],
+                    "images": images,
                     "margin": pair.margin,
                     "round_id": round_id,
                     "task_id": task_id,
@@ -228,17 +241,14 @@ def _pair_rows(
                     "chosen_variant_id": pair.chosen,
                     "rejected_variant_id": pair.rejected,
                     "labeler_ids": list(pair.labeler_ids),
-                    "chosen_audio": chosen["audio_path"],
-                    "rejected_audio": rejected["audio_path"],
+                    "chosen_audio": chosen[1],
+                    "rejected_audio": rejected[1],
                 }
         batch.clear()
 
     for task_id, group in groupby(ratings.iterator(chunk_size=10_000), key=lambda row: row[2]):
         rows = list(group)
         counts.ratings += len(rows)
-        for row in rows:
-            submitted = row[11].isoformat() if row[11] else ""
-            ratings_csv.writerow([*row[:11], submitted, row[5] in excluded])
         batch.append((task_id, rows))
         if len(batch) >= TASK_BATCH:
             yield from flush()
@@ -264,31 +274,29 @@ def _parquet_schema() -> Any:
     )
 
 
-def _also_to_parquet(rows: Iterator[dict[str, Any]], parquet: Path) -> Iterator[dict[str, Any]]:
-    """Pass rows on unchanged while writing them to Parquet in row groups (no second pass over the JSONL)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+class _ParquetFromJsonl:
+    """Appends each chunk of JSONL lines to a Parquet file as one row group, parsed by Arrow's C++ JSON reader.
 
-    schema = _parquet_schema()
-    batch: list[dict[str, Any]] = []
-    with pq.ParquetWriter(parquet, schema) as writer:
-        for row in rows:
-            batch.append(row)
-            yield row
-            if len(batch) >= PARQUET_BATCH:
-                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-                batch.clear()
-        if batch:
-            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+    Called on the JSONL writer's thread (``write_jsonl_snapshot``'s ``on_chunk``), without the GIL for the parse and
+    the encoding: converting row dicts in Python on the main thread had cost a quarter of the export.
+    """
 
+    def __init__(self, path: Path) -> None:
+        import pyarrow.json as pa_json
+        import pyarrow.parquet as pq
 
-def _checksum(folder: Path, names: Sequence[str]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(names):
-        with (folder / name).open("rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
-    return digest.hexdigest()
+        self._schema = _parquet_schema()
+        self._writer = pq.ParquetWriter(path, self._schema)
+        self._read_json = pa_json.read_json
+        self._read_options = pa_json.ReadOptions(use_threads=False, block_size=CHUNK_BYTES + (1 << 20))
+        self._parse_options = pa_json.ParseOptions(explicit_schema=self._schema, unexpected_field_behavior="error")
+
+    def __call__(self, chunk: bytes) -> None:
+        table = self._read_json(io.BytesIO(chunk), read_options=self._read_options, parse_options=self._parse_options)
+        self._writer.write_table(table.select(self._schema.names).cast(self._schema))
+
+    def close(self) -> None:
+        self._writer.close()
 
 
 def preference_export_start(
@@ -338,7 +346,13 @@ def preference_export_build(*, export: DatasetExport) -> DatasetExport:
             ratings_csv = csv.writer(raw)
             ratings_csv.writerow(RATING_COLUMNS)
             rows = _pair_rows(options, rounds, excluded, counts, ratings_csv)
-            snapshot = write_jsonl_snapshot(_also_to_parquet(rows, staging / "pairs.parquet"), staging / "pairs.jsonl")
+            # The checksum covers the files in name order and pairs.jsonl comes first: it is hashed once, as written.
+            checksum = hashlib.sha256()
+            parquet = _ParquetFromJsonl(staging / "pairs.parquet")
+            try:
+                snapshot = write_jsonl_snapshot(rows, staging / "pairs.jsonl", digest=checksum, on_chunk=parquet)
+            finally:
+                parquet.close()
         if snapshot.rows == 0:
             raise ExportError(
                 f"the export has no pairs: {counts.ratings} ratings of {len(rounds)} round(s) gave none with "
@@ -346,7 +360,10 @@ def preference_export_build(*, export: DatasetExport) -> DatasetExport:
                 f"{len(excluded)} labeler(s) excluded"
             )
         files = {"jsonl": "pairs.jsonl", "parquet": "pairs.parquet", "csv": "ratings.csv"}
-        checksum = _checksum(staging, list(files.values()))
+        for name in ("pairs.parquet", "ratings.csv"):
+            with (staging / name).open("rb") as handle:
+                while block := handle.read(1 << 20):
+                    checksum.update(block)
         if final.exists():
             shutil.rmtree(final)
         staging.rename(final)
@@ -358,7 +375,7 @@ def preference_export_build(*, export: DatasetExport) -> DatasetExport:
     with transaction.atomic():
         export.status = ExportStatus.READY
         export.counts = {**counts.as_dict(excluded), "gold_scored_labelers": len(gold)}
-        export.directory, export.files, export.checksum = str(relative), files, checksum
+        export.directory, export.files, export.checksum = str(relative), files, checksum.hexdigest()
         export.save(update_fields=["status", "counts", "directory", "files", "checksum"])
     return export
 

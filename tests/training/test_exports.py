@@ -6,6 +6,7 @@ import hashlib
 import json
 from io import StringIO
 
+import pyarrow.parquet as pq
 import pytest
 from datasets import load_dataset
 from django.contrib.auth import get_user_model
@@ -23,6 +24,7 @@ from labelstudio_site.training.exports import (
     preference_export_start,
 )
 from labelstudio_site.training.models import DatasetExport, ExportStatus, ModelVersion
+from rlhf import snapshot
 from tests.studio.test_labeling import labeler, ready_round
 
 pytestmark = pytest.mark.django_db
@@ -94,11 +96,31 @@ def test_a_ranking_export_holds_trl_columns_and_matches_its_files(artifacts):
     with export_file(export, "csv").open() as raw:
         ratings = list(csv.DictReader(raw))
     assert len(ratings) == 12 and {r["excluded"] for r in ratings} == {"False"}
+    submitted = dict(Assignment.objects.values_list("pk", "submitted_at"))
+    assert {r["submitted_at"] for r in ratings} == {submitted[int(r["assignment_id"])].isoformat() for r in ratings}
 
     digest = hashlib.sha256()
     for name in sorted(export.files.values()):
         digest.update((artifacts / export.directory / name).read_bytes())
     assert digest.hexdigest() == export.checksum
+
+
+def test_files_written_in_many_chunks_match_those_written_in_one(monkeypatch, artifacts):
+    # Real exports hand 16 MB chunks to the writer thread; a 1-byte threshold makes a chunk of every row here, so the
+    # Parquet file gets a row group per row and the checksum is fed across chunk boundaries.
+    labeled_round({"ann": [2, 1, 0], "bob": [1, 2, 0]})
+    whole = build()
+    monkeypatch.setattr(snapshot, "CHUNK_BYTES", 1)
+    chunked = build()
+    assert export_file(chunked, "jsonl").read_bytes() == export_file(whole, "jsonl").read_bytes()
+    parquet = pq.ParquetFile(export_file(chunked, "parquet"))
+    rows = [json.loads(line) for line in export_file(chunked, "jsonl").read_text().splitlines()]
+    assert parquet.metadata.num_row_groups == len(rows) > 1
+    assert parquet.read().to_pylist() == rows
+    digest = hashlib.sha256()
+    for name in sorted(chunked.files.values()):
+        digest.update((artifacts / chunked.directory / name).read_bytes())
+    assert digest.hexdigest() == chunked.checksum
 
 
 def test_excluded_labelers_leave_the_pairs_but_stay_in_the_raw_ratings():
