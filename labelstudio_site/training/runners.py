@@ -26,6 +26,12 @@ logger = logging.getLogger("labelstudio_site.training.runs")
 RUN_LOGGERS = ("labelstudio_site.training.runs", "rlhf", "trl", "transformers.trainer")
 
 
+# What the Trainer logs once when training ends: one value each, so it goes to the log, not to the curves.
+TRAINER_SUMMARY_METRICS = frozenset(
+    {"train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss"}
+)
+
+
 class RunCancelled(Exception):
     """An admin asked the run to stop."""
 
@@ -45,7 +51,8 @@ class RunProgress(TrainerCallback):
         values = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, int | float) and k != "epoch"}
         if values:
             logger.info("step %d/%d: %s", state.global_step, self.total, _format_values(values))
-            self._report(state.global_step, values)
+            curves = {k: v for k, v in values.items() if k not in TRAINER_SUMMARY_METRICS}
+            self._report(state.global_step, curves or None)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._report(state.global_step, None)
