@@ -4,6 +4,7 @@ checksums, errors that write nothing, downloads for admins only."""
 import csv
 import hashlib
 import json
+import math
 from io import StringIO
 
 import pyarrow.parquet as pq
@@ -197,3 +198,42 @@ def test_downloads_are_for_admins_only(client):
     page = client.get(f"/studio/admin/training/exports/{export.pk}/").content.decode()
     assert "pairs.parquet" in page and export.checksum in page
     assert Assignment.objects.count() == 2
+
+
+def test_trl_reward_trainer_trains_on_the_exported_files_as_they_are(artifacts, tmp_path):
+    # No AlbumGen glue between the files and TRL: the JSONL and the Parquet load with HF datasets and TRL's own
+    # RewardTrainer tokenizes the prompt/chosen/rejected columns itself (and uses the margin column) and trains.
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig
+    from trl import RewardConfig, RewardTrainer
+
+    from rlhf.reward import TINY_BERT, build_tiny_reward_base
+
+    labeled_round({"ann": [2, 1, 0], "bob": [2, 0, 1]})
+    export = build()
+    base = build_tiny_reward_base(tmp_path / "tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    tokenizer.eos_token = tokenizer.sep_token  # TRL appends an EOS to each completion; BERT tokenizers name none
+    for fmt in ("jsonl", "parquet"):
+        dataset = load_dataset("json" if fmt == "jsonl" else "parquet", data_files=str(export_file(export, fmt)))
+        pairs = dataset["train"]
+        assert pairs.num_rows == export.counts["pairs"]
+        torch.manual_seed(0)
+        # Positions for the whole instruction: TRL drops (does not truncate) pairs longer than max_length.
+        config = BertConfig(vocab_size=tokenizer.vocab_size, max_position_embeddings=1024, num_labels=1, **TINY_BERT)
+        model = AutoModelForSequenceClassification.from_config(config)
+        args = RewardConfig(
+            output_dir=str(tmp_path / fmt),
+            max_length=1024,
+            max_steps=4,
+            per_device_train_batch_size=4,
+            learning_rate=1e-3,
+            report_to="none",
+            save_strategy="no",
+            disable_tqdm=True,
+            use_cpu=True,
+        )
+        trainer = RewardTrainer(model=model, args=args, train_dataset=pairs, processing_class=tokenizer)
+        assert trainer.train_dataset.num_rows == pairs.num_rows  # nothing dropped as too long
+        result = trainer.train()
+        assert result.global_step == 4 and math.isfinite(result.training_loss)
