@@ -6,6 +6,7 @@ ranges), so every output parses; the unconstrained mode stays for comparison (th
 
 import json
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -91,8 +92,11 @@ class Captioner:
         self.model_id = model_id
         self.adapter_path = adapter_path
         self.max_new_tokens = max_new_tokens
+        # Adapters loaded side by side on the one base model, by path -> PEFT adapter name.
+        self._adapter_names: dict[str, str] = {}
         if adapter_path is not None:
             self.model = apply_adapter(model, adapter_path, base_model_id=model_id)
+            self._adapter_names[adapter_path] = "default"
         self.model.eval()
 
     @classmethod
@@ -142,6 +146,32 @@ class Captioner:
     def tokenizer(self) -> Any:
         return self.processor.tokenizer
 
+    def use_adapter(self, adapter_path: str | None) -> None:
+        """Make another LoRA adapter of this base model the active one, or the base model itself (None).
+
+        Each adapter loads once and stays beside the others on the one base model, so captioner versions of one base
+        (the two of a comparison round) share its weights: a rank-4 LoRA on InternVL3-1B's attention projections has
+        0.5 M parameters, the base 0.9 B.
+
+        Raises:
+            ModelLoadError: no adapter at ``adapter_path``.
+            AdapterMismatchError: the adapter records another base model (the active adapter stays as it was).
+        """
+        if adapter_path is not None and adapter_path not in self._adapter_names:
+            name = f"adapter{len(self._adapter_names)}"
+            self.model = apply_adapter(self.model, adapter_path, base_model_id=self.model_id, adapter_name=name)
+            self.model.eval()
+            self._adapter_names[adapter_path] = name
+        if adapter_path is not None:
+            self.model.set_adapter(self._adapter_names[adapter_path])
+        self.adapter_path = adapter_path
+
+    def _active_weights(self) -> AbstractContextManager[Any]:
+        """The base model's weights alone while no adapter is active on a model that carries some."""
+        if self.adapter_path is None and self._adapter_names:
+            return self.model.disable_adapter()
+        return nullcontext()
+
     @torch.inference_mode()
     def generate(
         self,
@@ -175,15 +205,16 @@ class Captioner:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
         processors = [self.json_logits_processor(tuple(genres))] if constrained else []
         torch.manual_seed(seed)
-        output = self.model.generate(
-            **inputs,
-            do_sample=True,
-            temperature=temperature,
-            top_k=0,
-            max_new_tokens=self.max_new_tokens,
-            logits_processor=processors,
-            pad_token_id=self.tokenizer.pad_token_id,
-        )
+        with self._active_weights():
+            output = self.model.generate(
+                **inputs,
+                do_sample=True,
+                temperature=temperature,
+                top_k=0,
+                max_new_tokens=self.max_new_tokens,
+                logits_processor=processors,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
         texts = self.tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
         return [self._parse(text.strip(), genres) for text in texts]
 
@@ -207,8 +238,12 @@ class Captioner:
             return CaptionResult(raw_text=text, features=None, error=str(exc))
 
 
-def apply_adapter(model: Any, adapter_path: str, *, base_model_id: str) -> Any:
+def apply_adapter(model: Any, adapter_path: str, *, base_model_id: str, adapter_name: str = "default") -> Any:
     """Wrap ``model`` with a saved PEFT LoRA adapter after checking it was trained on the same base.
+
+    Args:
+        model: the base model, or a PEFT model of it that carries other adapters already (this one joins them).
+        adapter_name: the adapter's name inside the PEFT model; default ``default``.
 
     Raises:
         ModelLoadError: no adapter at ``adapter_path``.
@@ -223,4 +258,7 @@ def apply_adapter(model: Any, adapter_path: str, *, base_model_id: str) -> Any:
         raise AdapterMismatchError(
             f"the adapter at {adapter_path} was trained on {base!r}, not on the captioner {base_model_id!r}"
         )
-    return PeftModel.from_pretrained(model, adapter_path)
+    if isinstance(model, PeftModel):
+        model.load_adapter(adapter_path, adapter_name=adapter_name)
+        return model
+    return PeftModel.from_pretrained(model, adapter_path, adapter_name=adapter_name)

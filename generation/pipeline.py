@@ -8,7 +8,7 @@ import json
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -149,20 +149,67 @@ class Pipeline:
             seed: the round seed; the same cover, seed and config reproduce the same JSON and audio.
             exclude: catalog album ids to leave out of the neighbours (a catalog cover during evaluation).
         """
+        (result,) = self.run_adapters(
+            image, adapters=[self.config.adapter], variants=variants, seed=seed, exclude=exclude
+        )
+        return result
+
+    def run_adapters(
+        self,
+        image: Image.Image,
+        *,
+        adapters: Sequence[str | None],
+        variants: int,
+        seed: int,
+        exclude: Sequence[str] = (),
+    ) -> list[CoverResult]:
+        """The variants of one cover from each of several LoRA adapters of the captioner (versions of one base).
+
+        The cover is embedded and its neighbours retrieved once, for all adapters; then each adapter gets the
+        captioner call and the render call that ``run`` makes, so its variants are those of ``run`` with
+        ``config.adapter`` set to it.
+
+        Args:
+            adapters: adapter paths, ``None`` for the base captioner without one; one result each, in this order.
+            variants: variants per adapter, 1 to 16.
+            seed: the round seed, the same for every adapter.
+            exclude: as for ``run``.
+        """
         if not 1 <= variants <= 16:
             raise ValueError("variants must be between 1 and 16")
-        timings: dict[str, float] = {}
-        with _timed(timings, "embed"):
+        shared: dict[str, float] = {}
+        with _timed(shared, "embed"):
             embedding = self.embedder.embed([image])[0]
         neighbours: list[Neighbour] = []
         context = None
         if self.config.rag:
             assert self.index is not None
-            with _timed(timings, "retrieve"):
+            with _timed(shared, "retrieve"):
                 neighbours = self.index.search(embedding, k=self.config.top_k, exclude=exclude)
                 context = mean_features(neighbours)
         genres = self.genres()
         instruction = build_instruction(genres=genres, context=context, neighbour_genres=[n.genre for n in neighbours])
+        results = []
+        for adapter in adapters:
+            self.captioner.use_adapter(adapter)
+            timings = dict(shared)
+            variant_results = self._caption_and_render(
+                image, instruction=instruction, genres=genres, variants=variants, seed=seed, timings=timings
+            )
+            config = replace(self.config, adapter=adapter)
+            results.append(CoverResult(config, seed, neighbours, context, instruction, variant_results, timings))
+        return results
+
+    def _caption_and_render(
+        self,
+        image: Image.Image,
+        *,
+        instruction: str,
+        genres: list[str],
+        variants: int,
+        seed: int,
+        timings: dict[str, float],
+    ) -> list[VariantResult]:
         with _timed(timings, "caption"):
             captions = self.captioner.generate(
                 image,
@@ -187,7 +234,7 @@ class Pipeline:
                 for result, samples in zip(renderable, audio, strict=True):
                     result.audio = encode_audio(samples, self.renderer.sample_rate)
                     result.peaks = waveform_peaks(samples)
-        return CoverResult(self.config, seed, neighbours, context, instruction, results, timings)
+        return results
 
 
 @contextmanager

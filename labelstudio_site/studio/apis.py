@@ -14,6 +14,13 @@ from labelstudio_site.studio.models import Cover, GenerationRound, LabelTask
 from labelstudio_site.training.models import ModelKind, ModelVersion
 
 
+def _captioner_version(version_id: int) -> ModelVersion:
+    version = ModelVersion.objects.filter(pk=version_id, kind=ModelKind.CAPTIONER).first()
+    if version is None:
+        raise serializers.ValidationError(f"there is no captioner version {version_id}")
+    return version
+
+
 class RoundCreateApi(APIView):
     permission_classes = [IsAdminUser]
 
@@ -21,7 +28,15 @@ class RoundCreateApi(APIView):
         name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
         cover_ids = serializers.ListField(child=serializers.IntegerField(), allow_empty=False)
         captioner_version_id = serializers.IntegerField()
-        variants_per_cover = serializers.IntegerField(min_value=1, max_value=16, default=4)
+        comparison_version_id = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            default=None,
+            help_text="A second captioner version on the same base model: a comparison round.",
+        )
+        variants_per_cover = serializers.IntegerField(
+            min_value=1, max_value=16, default=4, help_text="From each version: 1-16, or 1-8 in a comparison round."
+        )
         seed = serializers.IntegerField(required=False, min_value=0, max_value=2**62)
         renderer = serializers.ChoiceField(choices=("synth", "musicgen"), default="synth")
         duration_s = serializers.FloatField(min_value=0.5, max_value=60, default=10.0)
@@ -36,15 +51,25 @@ class RoundCreateApi(APIView):
             return covers
 
         def validate_captioner_version_id(self, value: int) -> ModelVersion:
-            version = ModelVersion.objects.filter(pk=value, kind=ModelKind.CAPTIONER).first()
-            if version is None:
-                raise serializers.ValidationError(f"there is no captioner version {value}")
-            return version
+            return _captioner_version(value)
+
+        def validate_comparison_version_id(self, value: int | None) -> ModelVersion | None:
+            return None if value is None else _captioner_version(value)
 
     class OutputSerializer(serializers.ModelSerializer):
         class Meta:
             model = GenerationRound
-            fields = ["id", "name", "status", "seed", "variants_per_cover", "overlap_k", "config_fingerprint"]
+            fields = [
+                "id",
+                "name",
+                "status",
+                "seed",
+                "captioner_version",
+                "comparison_version",
+                "variants_per_cover",
+                "overlap_k",
+                "config_fingerprint",
+            ]
             ref_name = "RoundCreated"
 
     @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
@@ -57,6 +82,7 @@ class RoundCreateApi(APIView):
                 name=values["name"],
                 covers=values["cover_ids"],
                 captioner_version=values["captioner_version_id"],
+                comparison_version=values["comparison_version_id"],
                 variants_per_cover=values["variants_per_cover"],
                 seed=values.get("seed"),
                 render_settings={"renderer": values["renderer"], "duration_s": values["duration_s"]},
@@ -70,9 +96,41 @@ class RoundCreateApi(APIView):
 
 
 class RoundProgressApi(APIView):
+    """A round's progress and, for a comparison round, the newer captioner version's win rate (null otherwise)."""
+
     permission_classes = [IsAdminUser]
 
     class OutputSerializer(serializers.Serializer):
+        class ComparisonSerializer(serializers.Serializer):
+            class VersionSerializer(serializers.Serializer):
+                id = serializers.IntegerField()
+                name = serializers.CharField()
+
+                class Meta:
+                    ref_name = "ComparedVersion"
+
+            class WinRateSerializer(serializers.Serializer):
+                win_rate = serializers.FloatField(allow_null=True, help_text="Wins / comparisons; ties count half.")
+                ci_low = serializers.FloatField(allow_null=True)
+                ci_high = serializers.FloatField(allow_null=True)
+                covers = serializers.IntegerField()
+                comparisons = serializers.IntegerField(help_text="(newer, older) variant pairs within one answer.")
+
+                class Meta:
+                    ref_name = "WinRate"
+
+            newer = VersionSerializer(help_text="The version created later.")
+            older = VersionSerializer()
+            answers = serializers.IntegerField(help_text="Submitted answers counted (excluded labelers left out).")
+            confidence = serializers.FloatField()
+            resamples = serializers.IntegerField(help_text="Bootstrap resamples of covers.")
+            ranking = WinRateSerializer(help_text="The newer variant ranked better.")
+            musicality = WinRateSerializer(help_text="The newer variant rated higher on musicality.")
+            compatibility = WinRateSerializer(help_text="The newer variant rated higher on compatibility.")
+
+            class Meta:
+                ref_name = "RoundComparison"
+
         status = serializers.CharField()
         total = serializers.IntegerField()
         queued = serializers.IntegerField()
@@ -80,6 +138,7 @@ class RoundProgressApi(APIView):
         done = serializers.IntegerField()
         failed = serializers.IntegerField()
         per_minute = serializers.FloatField(allow_null=True)
+        comparison = ComparisonSerializer(allow_null=True)
 
         class Meta:
             ref_name = "RoundProgress"
@@ -87,7 +146,9 @@ class RoundProgressApi(APIView):
     @extend_schema(responses={200: OutputSerializer})
     def get(self, request: Request, round_id: int) -> Response:
         generation_round = get_object_or_404(GenerationRound, pk=round_id)
-        return Response(self.OutputSerializer(selectors.round_progress(generation_round=generation_round)).data)
+        progress = selectors.round_progress(generation_round=generation_round)
+        comparison = selectors.round_comparison(generation_round=generation_round)
+        return Response(self.OutputSerializer({**progress, "comparison": comparison}).data)
 
 
 class RoundAgreementApi(APIView):

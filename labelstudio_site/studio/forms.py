@@ -51,7 +51,20 @@ class RoundCreateForm(forms.Form):
         queryset=selectors.cover_list(), required=False, widget=forms.CheckboxSelectMultiple
     )
     captioner_version = forms.ModelChoiceField(queryset=selectors.captioner_version_list(), empty_label=None)
-    variants_per_cover = forms.IntegerField(min_value=1, max_value=16, initial=4)
+    comparison_version = forms.ModelChoiceField(
+        queryset=selectors.captioner_version_list(),
+        required=False,
+        empty_label="none",
+        label="Compare with version",
+        help_text=(
+            "Optional: a second captioner version on the same base model. Each cover then gets the variants per "
+            "cover from both versions (8 each at most), mixed blind for labelers; the round page shows the newer "
+            "version's win rate."
+        ),
+    )
+    variants_per_cover = forms.IntegerField(
+        min_value=1, max_value=16, initial=4, help_text="From each version: 1-16, or 1-8 when comparing."
+    )
     seed = forms.IntegerField(required=False, min_value=0, max_value=2**63 - 1, help_text="Empty: a random seed.")
     audio_renderer = forms.ChoiceField(
         label="Renderer", choices=[("synth", "synth (procedural)"), ("musicgen", "MusicGen")]
@@ -64,6 +77,7 @@ class RoundCreateForm(forms.Form):
         # Fresh querysets per request: covers and versions change between requests.
         self.fields["covers"].queryset = selectors.cover_list()  # type: ignore[attr-defined]
         self.fields["captioner_version"].queryset = selectors.captioner_version_list()  # type: ignore[attr-defined]
+        self.fields["comparison_version"].queryset = selectors.captioner_version_list()  # type: ignore[attr-defined]
 
     def selected_covers(self) -> list:
         """The covers the round is for (all stored ones when ``all_covers`` is ticked)."""

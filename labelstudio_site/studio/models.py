@@ -63,7 +63,24 @@ class GenerationRound(models.Model):
     captioner_version = models.ForeignKey(
         ModelVersion, on_delete=models.PROTECT, related_name="rounds", help_text="The captioner that writes features."
     )
-    variants_per_cover = models.PositiveSmallIntegerField(help_text="Variants per cover, 1-16, one batch each.")
+    comparison_version = models.ForeignKey(
+        ModelVersion,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="comparison_rounds",
+        help_text=(
+            "Optional second captioner version on the same base model (a comparison round): every cover gets "
+            "variants_per_cover variants from each version, mixed blind for the labelers, and the round page shows "
+            "the newer version's win rate."
+        ),
+    )
+    variants_per_cover = models.PositiveSmallIntegerField(
+        help_text=(
+            "Variants per cover from each captioner version, one batch each: 1-16, or 1-8 in a comparison round "
+            "(16 in all at most)."
+        )
+    )
     seed = models.BigIntegerField(help_text="Round seed: variant i of a cover is row i of the seeded batch.")
     render_settings = models.JSONField(
         help_text="renderer, duration_s, temperature, top_k, rag, constrained (generation.pipeline.PipelineConfig)."
@@ -93,6 +110,15 @@ class GenerationRound(models.Model):
                 name="studio_round_variants_range",
             ),
             models.CheckConstraint(condition=models.Q(overlap_k__gte=1), name="studio_round_overlap_positive"),
+            models.CheckConstraint(
+                condition=models.Q(comparison_version__isnull=True)
+                | ~models.Q(comparison_version=models.F("captioner_version")),
+                name="studio_round_comparison_other_version",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(comparison_version__isnull=True) | models.Q(variants_per_cover__lte=8),
+                name="studio_round_comparison_variants_range",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -3,6 +3,8 @@
 import math
 from collections import defaultdict
 from fractions import Fraction
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -10,6 +12,13 @@ from django.db.models import Count, Max, Min, Q, QuerySet
 
 from labelstudio_site.studio.agreement import krippendorff_alpha_from_coincidences
 from labelstudio_site.studio.agreement_sums import AXES as AGREEMENT_AXES
+from labelstudio_site.studio.comparison import (
+    BOOTSTRAP_RESAMPLES,
+    CONFIDENCE,
+    ComparedAnswer,
+    VariantScores,
+    version_win_rates,
+)
 from labelstudio_site.studio.models import (
     AgreementAxis,
     AgreementConsensus,
@@ -52,7 +61,9 @@ def captioner_version_list() -> QuerySet[ModelVersion]:
 
 def round_list() -> QuerySet[GenerationRound]:
     """Rounds, newest first, with their captioner versions (counts: round_variant_counts, for a page of them)."""
-    return GenerationRound.objects.select_related("captioner_version").order_by("-created_at", "-pk")
+    return GenerationRound.objects.select_related("captioner_version", "comparison_version").order_by(
+        "-created_at", "-pk"
+    )
 
 
 def round_variant_counts(*, round_ids: list[int]) -> dict[int, dict[str, int]]:
@@ -136,20 +147,82 @@ def round_cover_progress(*, generation_round: GenerationRound, cover_ids: list[i
 
 
 def round_variants(*, generation_round: GenerationRound, cover_ids: list[int] | None = None) -> QuerySet[Variant]:
-    """The round's variants (of the given covers only, if given) with their covers, by cover then index."""
+    """The round's variants (of the given covers only, if given) with their covers and captioner versions, by cover,
+    version, then index."""
     variants = Variant.objects.filter(round_id=generation_round.pk)
     if cover_ids is not None:
         variants = variants.filter(cover_id__in=cover_ids)
-    return variants.select_related("cover").order_by("cover_id", "index")
+    return variants.select_related("cover", "captioner_version").order_by("cover_id", "captioner_version_id", "index")
 
 
 def round_failures(*, generation_round: GenerationRound) -> QuerySet[Variant]:
-    """The round's failed variants, with their reasons and covers (fetched for the page's variants only)."""
+    """The round's failed variants, with their reasons, covers and versions (fetched for the page's variants only)."""
     return (
         Variant.objects.filter(round_id=generation_round.pk, status=VariantStatus.FAILED)
-        .prefetch_related("cover")
-        .order_by("cover_id", "index")
+        .prefetch_related("cover", "captioner_version")
+        .order_by("cover_id", "captioner_version_id", "index")
     )
+
+
+def round_comparison(*, generation_round: GenerationRound) -> dict[str, Any] | None:
+    """The newer captioner version's win rate over the older one in a comparison round; None for other rounds.
+
+    Every submitted answer of the round counts (gold tasks too), except those of labelers excluded on the agreement
+    page. See studio.comparison for the definition and the cluster bootstrap.
+
+    Returns:
+        ``newer`` and ``older`` (``id``, ``name``; newer = created later), ``answers`` (counted answers),
+        ``confidence``, ``resamples``, and per axis (``ranking``, ``musicality``, ``compatibility``) ``win_rate``,
+        ``ci_low``, ``ci_high`` (None until an answer compares them), ``covers`` and ``comparisons``.
+    """
+    if generation_round.comparison_version_id is None:
+        return None
+    older, newer = sorted(
+        ModelVersion.objects.filter(
+            pk__in=[generation_round.captioner_version_id, generation_round.comparison_version_id]
+        ),
+        key=lambda version: (version.created_at, version.pk),
+    )
+    rows = (
+        Rating.objects.filter(
+            assignment__task__round_id=generation_round.pk, assignment__status=AssignmentStatus.SUBMITTED
+        )
+        .exclude(assignment__labeler_id__in=LabelerExclusion.objects.values("labeler_id"))
+        .order_by("assignment_id")
+        .values_list(
+            "assignment_id",
+            "assignment__task__cover_id",
+            "variant__captioner_version_id",
+            "rank",
+            "musicality",
+            "compatibility",
+        )
+    )
+    answers = []
+    for _, group in groupby(rows.iterator(chunk_size=5000), key=itemgetter(0)):
+        ratings = list(group)
+        scores: dict[int, list[VariantScores]] = {newer.pk: [], older.pk: []}
+        for _, _, version_id, rank, musicality, compatibility in ratings:
+            scores[version_id].append(VariantScores(rank=rank, musicality=musicality, compatibility=compatibility))
+        answers.append(ComparedAnswer(cover=ratings[0][1], newer=scores[newer.pk], older=scores[older.pk]))
+    rates = version_win_rates(answers)
+    return {
+        "newer": {"id": newer.pk, "name": newer.name},
+        "older": {"id": older.pk, "name": older.name},
+        "answers": len(answers),
+        "confidence": CONFIDENCE,
+        "resamples": BOOTSTRAP_RESAMPLES,
+        **{
+            axis: {
+                "win_rate": rate.rate,
+                "ci_low": rate.low,
+                "ci_high": rate.high,
+                "covers": rate.covers,
+                "comparisons": rate.comparisons,
+            }
+            for axis, rate in rates.items()
+        },
+    }
 
 
 def assignment_view(*, assignment: Assignment, min_listen_s: float) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 A variant's batch (round, cover, captioner version) moves queued -> running -> done | failed. A worker claims the
 queued variants of a batch by bumping their ``attempts``; only the attempt that claimed them may store results,
-so a redelivered task, a duplicate message or a reaped batch never writes twice.
+so a redelivered task, a duplicate message or a reaped batch never writes twice. One task per cover claims all of
+the cover's batches (two in a comparison round, one per captioner version), so they share one retrieval.
 """
 
 import hashlib
@@ -42,6 +43,8 @@ from labelstudio_site.studio.models import (
 from labelstudio_site.studio.roles import LABELERS_GROUP
 from labelstudio_site.training.models import ModelKind, ModelVersion
 
+# Variants of one cover in a round, every captioner version's together: one label task has the labeler rank them all.
+MAX_VARIANTS_PER_TASK = 16
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 # What an admin may set per round; everything else of PipelineConfig comes from the captioner version.
 RENDER_SETTINGS = ("renderer", "duration_s", "temperature", "top_k", "rag", "constrained")
@@ -187,6 +190,32 @@ def pipeline_config_for(*, version: ModelVersion, render_settings: dict) -> Pipe
     )
 
 
+def _comparison_check(
+    *, captioner_version: ModelVersion, comparison_version: ModelVersion, variants_per_cover: int
+) -> None:
+    if comparison_version.kind != ModelKind.CAPTIONER:
+        raise RoundError(f"model version {comparison_version.pk} is a {comparison_version.kind}, not a captioner")
+    if comparison_version.pk == captioner_version.pk:
+        raise RoundError("a comparison round needs two different captioner versions")
+    # Both versions' adapters go onto one loaded base model, and their variants share one retrieval.
+    bases = {(v.profile, v.base_model_id) for v in (captioner_version, comparison_version)}
+    if len(bases) > 1:
+        raise RoundError(
+            f"the versions to compare must be captioners on the same base model: {captioner_version.name!r} runs on "
+            f"{_base_description(captioner_version)}, {comparison_version.name!r} on "
+            f"{_base_description(comparison_version)}"
+        )
+    if variants_per_cover > MAX_VARIANTS_PER_TASK // 2:
+        raise RoundError(
+            f"a comparison round renders the variants per cover from each version, {MAX_VARIANTS_PER_TASK} in all at "
+            f"most: choose 1-{MAX_VARIANTS_PER_TASK // 2} variants per cover"
+        )
+
+
+def _base_description(version: ModelVersion) -> str:
+    return f"{version.base_model_id or 'the default captioner'} ({version.profile} profile)"
+
+
 @transaction.atomic
 def round_create(
     *,
@@ -194,20 +223,25 @@ def round_create(
     covers: list[Cover],
     captioner_version: ModelVersion,
     variants_per_cover: int,
+    comparison_version: ModelVersion | None = None,
     seed: int | None = None,
     render_settings: dict | None = None,
     overlap_k: int = 3,
     gold_rate: float = 0.0,
     created_by: User | None = None,
 ) -> GenerationRound:
-    """Create a round with one queued variant row per (cover, index); one GPU task per cover after commit.
+    """Create a round with one queued variant row per (cover, version, index); one GPU task per cover after commit.
 
     Args:
+        variants_per_cover: variants of each cover from each captioner version.
+        comparison_version: a second captioner version on the same base model: each cover gets
+            ``variants_per_cover`` variants from both versions (16 in all at most), and labelers rank them together.
         seed: the round seed; default a random 31-bit number, recorded on the round.
         render_settings: any of renderer, duration_s, temperature, top_k, rag, constrained.
 
     Raises:
-        RoundError: no covers, a version that is not a captioner, or settings out of range (nothing is created).
+        RoundError: no covers, a version that is not a captioner, versions to compare on different base models, or
+            settings out of range (nothing is created).
     """
     # tasks imports this module; importing it back at the top would be circular.
     from labelstudio_site.studio.tasks import cover_generate_task
@@ -216,8 +250,14 @@ def round_create(
         raise RoundError("a round needs at least one cover")
     if captioner_version.kind != ModelKind.CAPTIONER:
         raise RoundError(f"model version {captioner_version.pk} is a {captioner_version.kind}, not a captioner")
-    if not 1 <= variants_per_cover <= 16:
-        raise RoundError("variants per cover must be between 1 and 16")
+    if not 1 <= variants_per_cover <= MAX_VARIANTS_PER_TASK:
+        raise RoundError(f"variants per cover must be between 1 and {MAX_VARIANTS_PER_TASK}")
+    if comparison_version is not None:
+        _comparison_check(
+            captioner_version=captioner_version,
+            comparison_version=comparison_version,
+            variants_per_cover=variants_per_cover,
+        )
     if overlap_k < 1:
         raise RoundError("overlap k must be at least 1")
     if not 0 <= gold_rate <= 1:
@@ -231,6 +271,7 @@ def round_create(
     generation_round = GenerationRound.objects.create(
         name=name or f"round {timezone.now():%Y-%m-%d %H:%M}",
         captioner_version=captioner_version,
+        comparison_version=comparison_version,
         variants_per_cover=variants_per_cover,
         seed=seed,
         render_settings=settings,
@@ -241,13 +282,15 @@ def round_create(
     )
     generation_round.covers.set(covers)
     LabelTask.objects.bulk_create(LabelTask(round=generation_round, cover=cover) for cover in covers)
+    versions = [captioner_version] if comparison_version is None else [captioner_version, comparison_version]
     Variant.objects.bulk_create(
-        Variant(round=generation_round, cover=cover, captioner_version=captioner_version, index=index, seed=seed)
+        Variant(round=generation_round, cover=cover, captioner_version=version, index=index, seed=seed)
         for cover in covers
+        for version in versions
         for index in range(variants_per_cover)
     )
     for cover in covers:
-        transaction.on_commit(partial(cover_generate_task.delay, generation_round.pk, cover.pk, captioner_version.pk))
+        transaction.on_commit(partial(cover_generate_task.delay, generation_round.pk, cover.pk))
     return generation_round
 
 
@@ -266,6 +309,23 @@ class Claim:
 
 
 @transaction.atomic
+def cover_batches_claim(*, round_id: int, cover_id: int, worker: str) -> list[Claim]:
+    """Claim every batch of the cover in the round that has queued variants: one per captioner version, in version
+    order (a comparison round has two); empty when nothing is left to do."""
+    version_ids = (
+        Variant.objects.filter(round_id=round_id, cover_id=cover_id, status=VariantStatus.QUEUED)
+        .values_list("captioner_version_id", flat=True)
+        .distinct()
+        .order_by("captioner_version_id")
+    )
+    claims = (
+        batch_claim(round_id=round_id, cover_id=cover_id, version_id=version_id, worker=worker)
+        for version_id in list(version_ids)
+    )
+    return [claim for claim in claims if claim is not None]
+
+
+@transaction.atomic
 def batch_claim(*, round_id: int, cover_id: int, version_id: int, worker: str) -> Claim | None:
     """Mark the batch's queued variants running under a new attempt number; None when nothing is left to do."""
     variants = list(
@@ -281,7 +341,7 @@ def batch_claim(*, round_id: int, cover_id: int, version_id: int, worker: str) -
     Variant.objects.filter(pk__in=[v.pk for v in queued]).update(
         status=VariantStatus.RUNNING, attempts=attempt, started_at=now, worker=worker, error=""
     )
-    generation_round = GenerationRound.objects.select_related("captioner_version").get(pk=round_id)
+    generation_round = GenerationRound.objects.get(pk=round_id)
     if generation_round.status == RoundStatus.QUEUED:
         GenerationRound.objects.filter(pk=round_id).update(status=RoundStatus.RUNNING)
     cover = Cover.objects.get(pk=cover_id)
@@ -291,7 +351,7 @@ def batch_claim(*, round_id: int, cover_id: int, version_id: int, worker: str) -
         variant_ids=[v.pk for v in queued],
         attempt=attempt,
         config=pipeline_config_for(
-            version=generation_round.captioner_version, render_settings=generation_round.render_settings
+            version=ModelVersion.objects.get(pk=version_id), render_settings=generation_round.render_settings
         ),
         seed=generation_round.seed,
         variants_per_cover=generation_round.variants_per_cover,
@@ -379,7 +439,8 @@ def round_status_refresh(*, round_id: int) -> None:
 
 
 def batches_requeue(*, variants: Iterable[Variant]) -> set[tuple[int, int, int]]:
-    """Reset variants to queued and enqueue one task per batch after commit; returns the batches."""
+    """Reset variants to queued and enqueue one task per cover after commit; returns the batches (round, cover,
+    captioner version)."""
     from labelstudio_site.studio.tasks import cover_generate_task
 
     batches: set[tuple[int, int, int]] = set()
@@ -391,8 +452,9 @@ def batches_requeue(*, variants: Iterable[Variant]) -> set[tuple[int, int, int]]
         Variant.objects.filter(pk__in=ids).update(status=VariantStatus.QUEUED, error="")
         for round_id in {batch[0] for batch in batches}:
             round_status_refresh(round_id=round_id)
-        for batch in sorted(batches):
-            transaction.on_commit(partial(cover_generate_task.delay, *batch))
+        # A cover's task claims all of its queued batches (both versions of a comparison round).
+        for round_id, cover_id in sorted({(batch[0], batch[1]) for batch in batches}):
+            transaction.on_commit(partial(cover_generate_task.delay, round_id, cover_id))
     return batches
 
 

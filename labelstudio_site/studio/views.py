@@ -117,6 +117,7 @@ def rounds(request: HttpRequest) -> HttpResponse:
                 name=data["name"],
                 covers=form.selected_covers(),
                 captioner_version=data["captioner_version"],
+                comparison_version=data["comparison_version"],
                 variants_per_cover=data["variants_per_cover"],
                 seed=data["seed"],
                 render_settings={"renderer": data["audio_renderer"], "duration_s": data["duration_s"]},
@@ -149,7 +150,9 @@ def _latest_captioner() -> int | None:
 @staff_required
 @require_GET
 def round_detail(request: HttpRequest, round_id: int) -> HttpResponse:
-    generation_round = get_object_or_404(GenerationRound.objects.select_related("captioner_version"), pk=round_id)
+    generation_round = get_object_or_404(
+        GenerationRound.objects.select_related("captioner_version", "comparison_version"), pk=round_id
+    )
     covers_page = Paginator(selectors.round_cover_ids(generation_round=generation_round), COVERS_PER_PAGE).get_page(
         request.GET.get("page")
     )
@@ -167,6 +170,7 @@ def round_detail(request: HttpRequest, round_id: int) -> HttpResponse:
         "covers_keep": f"failures={failures_page.number}" if failures_page.number > 1 else "",
         "failures_keep": f"page={covers_page.number}" if covers_page.number > 1 else "",
         "progress_url": f"{reverse('studio:round-progress', args=[round_id])}?page={covers_page.number}",
+        "comparison": selectors.round_comparison(generation_round=generation_round),
     }
     return render(request, "studio/round_detail.html", context)
 

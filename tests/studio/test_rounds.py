@@ -53,7 +53,7 @@ def make_round(covers, *, variants=3, **kwargs) -> GenerationRound:
 
 
 def run_batch(generation_round, cover) -> int:
-    return cover_generate_task.apply(args=(generation_round.pk, cover.pk, generation_round.captioner_version_id)).get()
+    return cover_generate_task.apply(args=(generation_round.pk, cover.pk)).get()
 
 
 def audio_files(settings) -> list[Path]:
@@ -109,10 +109,17 @@ def test_a_stale_attempt_cannot_overwrite_the_attempt_that_replaced_it(studio_se
     assert services.variants_reap_stale(stale_after_s=-1) == {(generation_round.pk, cover.pk, args["version_id"])}
     second = services.batch_claim(**args, worker="b")
     assert second.attempt == first.attempt + 1
-    output = services.VariantOutput(
+    output = late_output(raw_text="{}")
+    assert services.batch_store(claim=first, outputs=[output, output.__class__(**{**output.__dict__, "index": 1})]) == 0
+    assert set(generation_round.variants.values_list("status", "worker")) == {(VariantStatus.RUNNING, "b")}
+
+
+def late_output(*, raw_text: str) -> services.VariantOutput:
+    """What a worker presumed dead stores when it finishes after all: variant 0, failed as late."""
+    return services.VariantOutput(
         index=0,
         neighbours=[],
-        raw_text="{}",
+        raw_text=raw_text,
         features=None,
         error="late",
         prompt="",
@@ -123,8 +130,6 @@ def test_a_stale_attempt_cannot_overwrite_the_attempt_that_replaced_it(studio_se
         duration_s=None,
         timings={},
     )
-    assert services.batch_store(claim=first, outputs=[output, output.__class__(**{**output.__dict__, "index": 1})]) == 0
-    assert set(generation_round.variants.values_list("status", "worker")) == {(VariantStatus.RUNNING, "b")}
 
 
 def test_the_reaper_task_requeues_only_batches_past_the_deadline(studio_settings):

@@ -24,6 +24,12 @@ class Command(BaseCommand):
         parser.add_argument("--variants", type=int, default=4, help="variants per cover (default 4)")
         parser.add_argument("--seed", type=int, help="round seed (default random)")
         parser.add_argument("--captioner-version", type=int, help="model version id (default: the newest captioner)")
+        parser.add_argument(
+            "--compare-version",
+            type=int,
+            metavar="ID",
+            help="a second captioner version on the same base: a comparison round, --variants from each version",
+        )
         parser.add_argument("--renderer", choices=("synth", "musicgen"), default="synth")
         parser.add_argument("--duration", type=float, default=10.0, help="seconds per variant (default 10)")
         parser.add_argument("--overlap", type=int, default=3, help="labelers per cover (default 3)")
@@ -35,13 +41,12 @@ class Command(BaseCommand):
             self.stdout.write("a round exists already; none started")
             return
         if options["captioner_version"] is not None:
-            version = ModelVersion.objects.filter(pk=options["captioner_version"], kind=ModelKind.CAPTIONER).first()
-            if version is None:
-                self._stop(f"there is no captioner version {options['captioner_version']}")
+            version = self._captioner(options["captioner_version"])
         else:
             version = captioner_version_latest(profile=settings.ALBUMGEN_PROFILE) or model_version_base_ensure(
                 profile=settings.ALBUMGEN_PROFILE
             )
+        comparison = self._captioner(options["compare_version"]) if options["compare_version"] is not None else None
         if options["catalog_split"]:
             report = covers_from_catalog(split=options["catalog_split"], limit=options["limit"])
             covers = report.created + [cover for _, cover in report.duplicates]
@@ -57,6 +62,7 @@ class Command(BaseCommand):
                 name=options["name"],
                 covers=covers,
                 captioner_version=version,
+                comparison_version=comparison,
                 variants_per_cover=options["variants"],
                 seed=options["seed"],
                 render_settings={"renderer": options["renderer"], "duration_s": options["duration"]},
@@ -65,10 +71,17 @@ class Command(BaseCommand):
             )
         except RoundError as exc:
             self._stop(str(exc))
+        versions = f"{version}" if comparison is None else f"each of {version} and {comparison}"
         self.stdout.write(
             f"round {generation_round.pk} started: {len(covers)} covers x {generation_round.variants_per_cover} "
-            f"variants with {version}, seed {generation_round.seed}"
+            f"variants with {versions}, seed {generation_round.seed}"
         )
+
+    def _captioner(self, version_id: int) -> ModelVersion:
+        version = ModelVersion.objects.filter(pk=version_id, kind=ModelKind.CAPTIONER).first()
+        if version is None:
+            self._stop(f"there is no captioner version {version_id}")
+        return version
 
     def _stop(self, reason: str) -> NoReturn:
         self.stderr.write(f"start_round: {reason.rstrip('.')}.")
