@@ -154,6 +154,9 @@ def test_defaults_follow_the_design():
     [
         ({"group_size": 1}, "group_size must be at least 2"),
         ({"per_device_train_batch_size": 6}, "multiple of group_size"),
+        ({"per_device_train_batch_size": 0}, "per_device_train_batch_size must be at least 1"),
+        ({"gradient_accumulation_steps": 0}, "gradient_accumulation_steps must be at least 1"),
+        ({"per_device_train_batch_size": 2, "gradient_accumulation_steps": 3}, r"\(6\) must be a multiple of group"),
         ({"clip_epsilon": 0}, "clip_epsilon"),
         ({"beta": -0.1}, "beta must not be negative"),
         ({"num_iterations": 0}, "num_iterations"),
@@ -299,6 +302,37 @@ def test_grpo_trains_a_language_model_lora_that_loads_and_reproduces_the_trained
     assert not torch.allclose(tuned_logits, logits_of(tiny_captioner, recorder.inputs), atol=1e-5)
     # Nothing else was left beside the output.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rl"]
+
+
+class GroupRecorder(BrightnessEnergyReward):
+    """Also keeps the instructions of each call: one call per generation batch."""
+
+    def __init__(self, covers: list[RLCover]) -> None:
+        super().__init__(covers)
+        self.calls: list[list[str]] = []
+
+    def __call__(self, instructions: list[str], completions: list[str]) -> list[float]:
+        self.calls.append(list(instructions))
+        return super().__call__(instructions, completions)
+
+
+def test_gradient_accumulation_puts_more_whole_groups_in_one_step(tmp_path, tiny_captioner):
+    # Passes of 2 completions, 4 of them a step: each step samples 2 covers x a group of 4 at once, and the groups
+    # stay whole although no pass holds one.
+    config = CaptionerRLConfig(**{**QUICK, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 4})
+    assert config.completions_per_step == 8
+    covers = training_covers()
+    reward = GroupRecorder(covers)
+
+    result = tune_captioner(
+        config, captioner=tiny_captioner, covers=covers, genres=GENRES, reward_fn=reward, output_dir=tmp_path / "rl"
+    )
+
+    assert len(result.reward_history) == len(result.loss_history) == QUICK["max_steps"]
+    assert [len(call) for call in reward.calls] == [8] * QUICK["max_steps"]
+    for call in reward.calls:
+        counts = {instruction: call.count(instruction) for instruction in call}
+        assert sorted(counts.values()) == [4, 4], counts
 
 
 def test_the_reference_is_the_parent_adapter(tmp_path):
