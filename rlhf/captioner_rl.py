@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from generation.features import FeatureError, parse_features
 
 if TYPE_CHECKING:
+    import numpy as np
     from PIL import Image
     from transformers import TrainerCallback
 
@@ -158,14 +159,18 @@ class CaptionerRLConfig:
 
 
 class RLCover(NamedTuple):
-    """A training cover: its id, the image (RGB PIL image or a file path) and the captioner's instruction for it."""
+    """A training cover: its id, the image (RGB PIL image or a file path), the captioner's instruction for it and its
+    CLIP embedding (what the reward model reads of the cover)."""
 
     cover_id: str
     image: "Image.Image | str | Path"
     instruction: str
+    embedding: "np.ndarray"
 
 
-RewardFn = Callable[[list[str], list[str]], list[float]]
+# reward_fn(cover embeddings, completions) -> one score per completion; None for a completion it cannot judge (text
+# that is not feature JSON), which then earns only the validity reward.
+RewardFn = Callable[[list["np.ndarray"], list[str]], Sequence[float | None]]
 
 
 @dataclass(frozen=True)
@@ -215,8 +220,8 @@ def tune_captioner(
             It is not modified; the policy is a copy.
         covers: the training covers with their instructions (as the pipeline builds them).
         genres: the genre vocabulary of the schema and of the validity check.
-        reward_fn: ``reward_fn(instructions, completions)`` -> one score per completion, higher is preferred
-            (the platform passes its reward model's scorer).
+        reward_fn: ``reward_fn(cover_embeddings, completions)`` -> one score per completion, higher is preferred,
+            None where it cannot judge (the platform passes its reward model's ``RewardScorer.score``).
         output_dir: where the adapter goes; written only when the run succeeded, and it must not hold files.
         callbacks: transformers ``TrainerCallback`` instances passed to the trainer (progress, cancel, metrics). A
             callback that stops training early still gets the adapter of the steps done; the caller decides.
@@ -365,7 +370,7 @@ def _rows(covers: Sequence[RLCover]) -> dict[str, list[Any]]:
     for the reward functions (TRL passes every column to them)."""
     from generation.images import load_cover_image
 
-    rows: dict[str, list[Any]] = {"prompt": [], "image": [], "instruction": [], "cover_id": []}
+    rows: dict[str, list[Any]] = {"prompt": [], "image": [], "instruction": [], "cover_id": [], "cover_embedding": []}
     for cover in covers:
         image = cover.image if not isinstance(cover.image, str | Path) else load_cover_image(cover.image)
         rows["prompt"].append(
@@ -374,6 +379,7 @@ def _rows(covers: Sequence[RLCover]) -> dict[str, list[Any]]:
         rows["image"].append(image.convert("RGB"))
         rows["instruction"].append(cover.instruction)
         rows["cover_id"].append(cover.cover_id)
+        rows["cover_embedding"].append([float(value) for value in cover.embedding])
     return rows
 
 
@@ -384,8 +390,12 @@ def _completion_text(completion: Any) -> str:
 
 
 def _preference_reward(reward_fn: RewardFn) -> Callable[..., list[float | None]]:
-    def preference(*, completions: list[Any], instruction: list[str], **_: Any) -> list[float | None]:
-        return [float(score) for score in reward_fn(list(instruction), [_completion_text(c) for c in completions])]
+    import numpy as np
+
+    def preference(*, completions: list[Any], cover_embedding: list[list[float]], **_: Any) -> list[float | None]:
+        embeddings = [np.asarray(vector, dtype=np.float32) for vector in cover_embedding]
+        scores = reward_fn(embeddings, [_completion_text(c) for c in completions])
+        return [None if score is None else float(score) for score in scores]
 
     return preference
 

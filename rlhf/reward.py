@@ -1,182 +1,357 @@
-"""The reward model: TRL's ``RewardTrainer`` on a sequence classifier (optionally PEFT LoRA) that scores a captioner
-output for a cover.
+"""The reward model, input format ``albumgen-reward-v2``: it reads the cover itself and the variant's features.
 
-Input format ``albumgen-captioner-json-v1``: a text pair (cover side, completion side), encoded as one BERT-style
-sentence pair ``[CLS] cover [SEP] completion [SEP]``; training and scoring share the encoder function.
+One score is a function of two inputs:
 
-- Cover side: the cover-specific part of the captioner's instruction. The first three parts of
-  ``generation.instruction.build_instruction`` (role, feature definitions, expected JSON) are the same for every
-  cover and are dropped; what follows (the neighbours' genres and average features) is kept, its feature-JSON line
-  written as words (below). A prompt that does not start with the instruction's role is kept whole.
-- Completion side: the captioner's feature JSON written as its music prompt (``generation.prompt``: genre, tempo,
-  key, bucket words such as "intense" or "melancholic"), which is exactly what MusicGen renders and labelers hear.
-  A text encoder reads these words far better than JSON with long floats, and a pair takes ~110 MiniLM tokens
-  instead of ~600; the price is that two outputs in the same buckets score the same. Text that is not feature JSON
-  is scored as it is (only the scorer meets it; training data must be feature JSON).
+- **the cover**: its CLIP image embedding, as the pipeline computed it at generation time (stored with the cover and
+  exported in the export's ``covers.parquet``, so training and scoring never recompute it). The model reads the
+  embedding's coordinates on the training covers' principal components (``cover_components``, default 16),
+  standardised: a few dozen covers cannot pin down 512 directions, and the components are where covers differ.
+- **the variant**: its feature JSON as numbers (``FeatureEncoder``): tempo, loudness and the 0-1 features scaled to
+  0-1 by their schema ranges, one-hots of time signature, key, mode and genre (the training rows' genres plus one
+  "other" slot), standardised on the training variants. Two different outputs never score alike because they share
+  prompt-word buckets, which the v1 text format did.
 
-The checkpoint is a folder with the adapter (or the full model), the tokenizer and ``albumgen_reward.json``.
+``CoverRewardModel`` (a transformers ``PreTrainedModel``) has a cover tower and a feature tower (one layer each) and a
+fusion MLP over ``[features, cover * features, cover]``: the product term is what lets the taste depend on the cover
+(within one cover's pairs any term of the cover alone cancels). It is trained by TRL's ``RewardTrainer`` with its own
+collator (``RewardPairCollator``); the held-out evaluation is ``rlhf.reward_evaluation``.
+
+The checkpoint is a folder: the model (``config.json``, safetensors), the feature encoder
+(``feature_encoder.json``) and ``albumgen_reward.json`` (format, embedder, split, metrics). A scorer refuses a
+checkpoint of another format with one sentence.
 """
 
 import json
 import math
 import random
 import shutil
-import string
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import datasets
-import peft
+import numpy as np
 import torch
 import transformers
 import trl
-from peft import LoraConfig, PeftModel, TaskType
-from tokenizers import pre_tokenizers
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertModel, TrainerCallback
+from torch import nn
+from transformers import PretrainedConfig, PreTrainedModel, TrainerCallback
+from transformers.modeling_outputs import SequenceClassifierOutput
 from trl import RewardConfig, RewardTrainer
 
 from generation.features import (
-    FEATURE_DEFINITIONS,
-    FEATURE_NAMES,
     MODES,
+    NUMERIC_RANGES,
     PITCH_CLASSES,
-    AcousticFeatures,
+    TIME_SIGNATURE_RANGE,
     FeatureError,
     features_from_mapping,
 )
-from generation.instruction import ROLE
-from generation.loading import ModelLoadError, pretrained_or_explain
-from generation.prompt import PROMPT_RULES, features_to_prompt
+from generation.loading import ModelLoadError
 from rlhf.config import RewardTrainingConfig
+from rlhf.reward_evaluation import RewardEvaluation, evaluate_pairs
 
-INPUT_FORMAT = "albumgen-captioner-json-v1"
-FORMAT_VERSION = 1
+INPUT_FORMAT = "albumgen-reward-v2"
+FORMAT_VERSION = 2
 METADATA_FILE = "albumgen_reward.json"
-# build_instruction's role, feature definitions and expected-JSON parts: identical for every cover.
-INSTRUCTION_FIXED_PARTS = 3
-NO_CONTEXT_TEXT = "no retrieval context"
-REQUIRED_COLUMNS = ("prompt", "chosen", "rejected", "cover_id")
-# Scoring batch: 64 MiniLM pairs of ~150 tokens take ~0.3 s on 2 CPU cores and ~100 MB of activations.
-SCORE_BATCH_SIZE = 64
+ENCODER_FILE = "feature_encoder.json"
+REQUIRED_COLUMNS = ("chosen", "rejected", "cover_id")
+# 4,096 inputs of a few hundred floats per forward pass: ~10 MB of activations, well under a second on 2 CPU cores.
+SCORE_BATCH_SIZE = 4096
+OTHER_GENRE = "(other)"
 
 
 class PreferenceFormatError(ValueError):
     """A preference row without TRL's columns, or whose chosen/rejected text is not the captioner's feature JSON."""
 
 
-@dataclass(frozen=True)
-class RewardTrainingResult:
-    """What one reward-model training run produced and measured.
+class CoverDataError(ValueError):
+    """A cover of the pairs without an embedding or an image to compute it from, or of another embedder."""
 
-    ``eval_accuracy_*`` is the share of held-out pairs (covers never trained on) whose chosen completion scores
-    above the rejected one; None when ``eval_fraction`` is 0.
+
+# --- the variant side ---------------------------------------------------------------------------------------------
+
+
+def features_or_error(text: str) -> dict[str, Any]:
+    """The captioner's feature JSON as a dict, any non-empty genre allowed (the scorer may meet unseen genres).
+
+    Raises:
+        FeatureError: naming what is wrong (not JSON, not an object, a field missing or out of range).
     """
-
-    output_dir: Path
-    eval_accuracy_before: float | None
-    eval_accuracy_after: float | None
-    loss_history: list[float]
-    trainable_parameters: int
-    total_parameters: int
-    train_pairs: int
-    eval_pairs: int
-    train_covers: int
-    eval_covers: int
-    steps: int
-    max_steps: int
-    train_seconds: float
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def stopped_early(self) -> bool:
-        """True when a callback ended training before the last step (the model so far was saved)."""
-        return self.steps < self.max_steps
-
-
-# --- input format ---------------------------------------------------------------------------------------------
-
-
-def _features_or_none(text: str) -> AcousticFeatures | None:
     try:
         data = json.loads(text)
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("genre"), str) or not data["genre"].strip():
-        return None
-    try:
-        # Any non-empty genre: the catalog's vocabulary is not in every prompt (over 60 genres are not listed).
-        return features_from_mapping(data, [data["genre"]])
-    except FeatureError:
-        return None
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise FeatureError(f"not JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise FeatureError("not a JSON object")
+    if not isinstance(data.get("genre"), str) or not data["genre"].strip():
+        raise FeatureError("genre is missing or not a string")
+    return features_from_mapping(data, [data["genre"]]).to_dict()
 
 
-def cover_text(prompt: str) -> str:
-    """The cover side of the reward model's input: the instruction's cover-specific parts, feature JSON as words."""
-    parts = prompt.strip().split("\n\n")
-    if parts and parts[0] == ROLE:
-        parts = parts[INSTRUCTION_FIXED_PARTS:]
-    lines: list[str] = []
-    for part in parts:
-        for line in part.splitlines():
-            features = _features_or_none(line.strip()) if line.lstrip().startswith("{") else None
-            lines.append(features_to_prompt(features) if features is not None else line.strip())
-    text = " ".join(line for line in lines if line)
-    return text or NO_CONTEXT_TEXT
+class FeatureEncoder:
+    """Feature JSON -> the model's variant input: numeric features scaled by their schema ranges, then one-hots.
 
-
-def completion_text(completion: str) -> str:
-    """The completion side: valid feature JSON as its music prompt (``features_to_prompt``), anything else as it is."""
-    features = _features_or_none(completion)
-    return features_to_prompt(features) if features is not None else completion.strip()
-
-
-def reward_model_inputs(prompt: str, completion: str) -> tuple[str, str]:
-    """The (cover, completion) text pair of input format ``albumgen-captioner-json-v1``.
-
-    Args:
-        prompt: the captioner's instruction (``generation.instruction.build_instruction``).
-        completion: the captioner's output text.
+    It is the processing class TRL's ``RewardTrainer`` is given: the trainer asks any processing class for a padding
+    token (it pads token ids for text models), which this one names although nothing here is padded.
     """
-    return cover_text(prompt), completion_text(completion)
+
+    pad_token = "<pad>"
+    pad_token_id = 0
+    eos_token = None
+
+    def __init__(self, genres: Iterable[str]) -> None:
+        self.genres = tuple(sorted(set(genres)))
+        self._genre_slot = {genre: slot for slot, genre in enumerate(self.genres)}
+        self.names = (
+            *NUMERIC_RANGES,
+            *(f"time_signature={n}" for n in range(TIME_SIGNATURE_RANGE[0], TIME_SIGNATURE_RANGE[1] + 1)),
+            *(f"key={key}" for key in PITCH_CLASSES),
+            *(f"mode={mode}" for mode in MODES),
+            *(f"genre={genre}" for genre in (*self.genres, OTHER_GENRE)),
+        )
+
+    @property
+    def dimension(self) -> int:
+        return len(self.names)
+
+    def get_vocab(self) -> dict[str, int]:
+        return {self.pad_token: self.pad_token_id}
+
+    def encode(self, features: Mapping[str, Any]) -> list[float]:
+        """One variant's input vector from validated features (``AcousticFeatures.to_dict()``)."""
+        vector = [(float(features[name]) - low) / (high - low) for name, (low, high) in NUMERIC_RANGES.items()]
+        signatures = [0.0] * (TIME_SIGNATURE_RANGE[1] - TIME_SIGNATURE_RANGE[0] + 1)
+        signatures[int(features["time_signature"]) - TIME_SIGNATURE_RANGE[0]] = 1.0
+        keys = [float(features["key"] == key) for key in PITCH_CLASSES]
+        modes = [float(features["mode"] == mode) for mode in MODES]
+        genres = [0.0] * (len(self.genres) + 1)
+        genres[self._genre_slot.get(features["genre"], len(self.genres))] = 1.0
+        return vector + signatures + keys + modes + genres
+
+    def encode_text(self, text: str) -> list[float]:
+        """One variant's input vector from the captioner's output text.
+
+        Raises:
+            FeatureError: the text is not the captioner's feature JSON.
+        """
+        return self.encode(features_or_error(text))
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        Path(directory, ENCODER_FILE).write_text(json.dumps({"genres": list(self.genres)}, indent=2) + "\n")
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> "FeatureEncoder":
+        path = Path(directory, ENCODER_FILE)
+        if not path.is_file():
+            raise ModelLoadError(f"{directory} is not a reward model checkpoint: it has no {ENCODER_FILE}")
+        return cls(json.loads(path.read_text())["genres"])
 
 
-def _encode(tokenizer: Any, prompts: Sequence[str], completions: Sequence[str], max_length: int) -> list[list[int]]:
-    """Token ids of (cover, completion) pairs, the longer side truncated first: training and scoring share this."""
-    covers: dict[str, str] = {}
-    firsts = [covers.setdefault(prompt, cover_text(prompt)) for prompt in prompts]
-    seconds = [completion_text(completion) for completion in completions]
-    encoded = tokenizer(firsts, seconds, truncation="longest_first", max_length=max_length)
-    return [list(ids) for ids in encoded["input_ids"]]
+# --- the model ----------------------------------------------------------------------------------------------------
 
 
-@torch.inference_mode()
-def _rewards(model: Any, sequences: Sequence[list[int]], pad_token_id: int, batch_size: int) -> list[float]:
-    """One scalar reward per token sequence; batched, no grad, right padding as TRL's collator pads."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    scores: list[float] = []
-    try:
-        for start in range(0, len(sequences), batch_size):
-            chunk = sequences[start : start + batch_size]
-            width = max(len(ids) for ids in chunk)
-            input_ids = torch.full((len(chunk), width), pad_token_id, dtype=torch.long)
-            attention_mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for row, ids in enumerate(chunk):
-                input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-                attention_mask[row, : len(ids)] = 1
-            logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)).logits
-            scores.extend(logits[:, 0].float().cpu().tolist())
-    finally:
-        model.train(was_training)
-    return scores
+class CoverRewardConfig(PretrainedConfig):
+    """Sizes of ``CoverRewardModel``; ``cover_dim`` is the embedder's, ``feature_dim`` the encoder's."""
+
+    model_type = "albumgen-cover-reward"
+
+    def __init__(
+        self,
+        cover_dim: int = 512,
+        cover_components: int = 16,
+        feature_dim: int = 32,
+        hidden_size: int = 32,
+        dropout: float = 0.1,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("num_labels", 1)
+        super().__init__(**kwargs)
+        self.cover_dim = cover_dim
+        self.cover_components = cover_components
+        self.feature_dim = feature_dim
+        self.hidden_size = hidden_size
+        self.dropout = dropout
 
 
-# --- dataset ----------------------------------------------------------------------------------------------------
+class CoverRewardModel(PreTrainedModel):
+    """Scores (cover embedding, encoded features) inputs; ``forward`` returns ``logits`` of shape (batch, 1).
+
+    The input normalisation (the covers' mean and principal components, the features' mean and scale) is fitted on
+    the training data by ``fit_normalisation`` and saved with the weights as buffers.
+    """
+
+    config_class = CoverRewardConfig
+    base_model_prefix = "reward"
+    main_input_name = "cover_embeds"
+    cover_mean: torch.Tensor
+    cover_basis: torch.Tensor
+    cover_scale: torch.Tensor
+    feature_mean: torch.Tensor
+    feature_scale: torch.Tensor
+
+    def __init__(self, config: CoverRewardConfig) -> None:
+        super().__init__(config)
+        components, width, drop = config.cover_components, config.hidden_size, config.dropout
+        self.register_buffer("cover_mean", torch.zeros(config.cover_dim))
+        self.register_buffer("cover_basis", torch.zeros(components, config.cover_dim))
+        self.register_buffer("cover_scale", torch.ones(components))
+        self.register_buffer("feature_mean", torch.zeros(config.feature_dim))
+        self.register_buffer("feature_scale", torch.ones(config.feature_dim))
+        self.cover_tower = nn.Sequential(nn.Linear(components, width), nn.GELU(), nn.Dropout(drop))
+        self.feature_tower = nn.Sequential(nn.Linear(config.feature_dim, width), nn.GELU(), nn.Dropout(drop))
+        self.head = nn.Sequential(nn.Linear(3 * width, width), nn.GELU(), nn.Dropout(drop), nn.Linear(width, 1))
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # PyTorch's own Linear init: the library default (normal, std 0.02) leaves a net this small nearly flat.
+        if isinstance(module, nn.Linear):
+            module.reset_parameters()
+
+    @torch.no_grad()
+    def fit_normalisation(self, covers: np.ndarray, features: np.ndarray) -> None:
+        """Set the input normalisation from the training covers' embeddings and the training variants' inputs.
+
+        Args:
+            covers: (training covers, cover_dim), one row per distinct cover.
+            features: (training variants, feature_dim), encoded by ``FeatureEncoder``.
+        """
+        cover_matrix = torch.as_tensor(covers, dtype=torch.float32)
+        mean = cover_matrix.mean(0)
+        _, singular, right = torch.linalg.svd(cover_matrix - mean, full_matrices=False)
+        # Components beyond the covers' rank stay zero rows: those inputs read 0 for every cover.
+        usable = min(self.config.cover_components, max(len(cover_matrix) - 1, 0), right.shape[0])
+        self.cover_mean.copy_(mean)
+        self.cover_basis.zero_()
+        self.cover_scale.fill_(1.0)
+        if usable:
+            self.cover_basis[:usable] = right[:usable]
+            # One scale for every component, the first one's spread: whitening would blow the faint components (noise
+            # between a few covers) up to the size of the ones where covers really differ.
+            spread = float(singular[0]) / math.sqrt(max(len(cover_matrix) - 1, 1))
+            self.cover_scale.fill_(spread if spread > 1e-6 else 1.0)
+        feature_matrix = torch.as_tensor(features, dtype=torch.float32)
+        scale = feature_matrix.std(0, unbiased=False)
+        self.feature_mean.copy_(feature_matrix.mean(0))
+        # Inputs constant on the training variants (an unused key or genre) keep scale 1: an unseen value reads as 1.
+        self.feature_scale.copy_(torch.where(scale > 1e-6, scale, torch.ones_like(scale)))
+
+    def forward(
+        self,
+        cover_embeds: torch.Tensor,
+        features: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs: Any,
+    ) -> SequenceClassifierOutput:
+        """Rewards of a batch.
+
+        Args:
+            cover_embeds: (batch, cover_dim) CLIP embeddings of the covers.
+            features: (batch, feature_dim) encoded variants.
+            attention_mask, use_cache: accepted because TRL's ``RewardTrainer`` passes them (it counts tokens in
+                the mask and turns the cache off); unused.
+        """
+        cover = ((cover_embeds - self.cover_mean) @ self.cover_basis.T) / self.cover_scale
+        variant = (features - self.feature_mean) / self.feature_scale
+        cover_h, variant_h = self.cover_tower(cover), self.feature_tower(variant)
+        return SequenceClassifierOutput(logits=self.head(torch.cat([variant_h, cover_h * variant_h, cover_h], -1)))
+
+
+@dataclass
+class RewardPairCollator:
+    """TRL preference batches for ``CoverRewardModel``: the chosen inputs, then the rejected ones.
+
+    ``RewardTrainer.compute_loss`` splits the logits in two halves (chosen first) and reads ``margin`` when present,
+    so the cover's embedding is repeated for both halves. The encoded variants sit in TRL's ``chosen_ids`` and
+    ``rejected_ids`` columns: TRL takes a dataset with those columns as already processed and hands rows to the
+    collator as they are.
+    """
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        covers = torch.tensor([example["cover_embedding"] for example in examples], dtype=torch.float32)
+        chosen = torch.tensor([example["chosen_ids"] for example in examples], dtype=torch.float32)
+        rejected = torch.tensor([example["rejected_ids"] for example in examples], dtype=torch.float32)
+        batch = {
+            "cover_embeds": torch.cat([covers, covers]),
+            "features": torch.cat([chosen, rejected]),
+            "attention_mask": torch.ones((2 * len(examples), 1), dtype=torch.long),
+        }
+        if "margin" in examples[0]:
+            batch["margin"] = torch.tensor([float(example["margin"]) for example in examples], dtype=torch.float32)
+        return batch
+
+
+# --- covers -------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CoverEmbeddings:
+    """The covers' CLIP embeddings by cover id, all from one embedder (``Embedder.model_id``)."""
+
+    embedder_id: str
+    vectors: dict[int, np.ndarray]
+
+    @property
+    def dimension(self) -> int:
+        return len(next(iter(self.vectors.values()))) if self.vectors else 0
+
+    def matrix(self, cover_ids: Sequence[int]) -> np.ndarray:
+        return np.stack([self.vectors[cover_id] for cover_id in cover_ids]).astype(np.float32)
+
+
+def read_cover_embeddings(path: str | Path) -> CoverEmbeddings:
+    """The covers of an export (``covers.parquet``: ``cover_id``, ``embedder_id``, ``embedding``, ``image``).
+
+    Covers without an embedding (rendered before embeddings were stored) are left out; the trainer names them.
+
+    Raises:
+        CoverDataError: the file is missing, or its embeddings come from more than one embedder.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CoverDataError(f"the export's cover file {path} does not exist")
+    table = datasets.Dataset.from_parquet(str(path)).to_list()  # type: ignore[union-attr]
+    rows = [row for row in table if row.get("embedding")]
+    embedders = sorted({row["embedder_id"] for row in rows})
+    if len(embedders) > 1:
+        raise CoverDataError(f"the covers of {path} come from several embedders ({', '.join(embedders)})")
+    vectors = {int(row["cover_id"]): np.asarray(row["embedding"], dtype=np.float32) for row in rows}
+    return CoverEmbeddings(embedders[0] if embedders else "", vectors)
+
+
+def embed_covers(rows: Sequence[Mapping[str, Any]], embedder: Any) -> CoverEmbeddings:
+    """Embed each cover of the rows from its image (the first of ``images``) with a ``generation.embed.Embedder``.
+
+    For pairs that come without an export's ``covers.parquet``; rows of one cover share its image.
+
+    Raises:
+        CoverDataError: a cover whose row names no image, or whose image file is missing or unreadable.
+    """
+    from generation.images import CoverImageError, load_cover_image
+
+    paths: dict[int, str] = {}
+    for row in rows:
+        images = row.get("images") or []
+        if not images:
+            raise CoverDataError(f"cover {row['cover_id']} has no image path in its pairs (the images column)")
+        paths.setdefault(int(row["cover_id"]), str(images[0]))
+    images = []
+    for cover_id, image_path in paths.items():
+        if not Path(image_path).is_file():
+            raise CoverDataError(f"the image of cover {cover_id} ({image_path}) does not exist")
+        try:
+            images.append(load_cover_image(image_path))
+        except CoverImageError as exc:
+            raise CoverDataError(f"the image of cover {cover_id} ({image_path}) cannot be read: {exc}") from exc
+    vectors = embedder.embed(images)
+    return CoverEmbeddings(embedder.model_id, dict(zip(paths, vectors, strict=True)))
+
+
+# --- dataset --------------------------------------------------------------------------------------------------------
 
 
 def load_preference_rows(source: "str | Path | datasets.Dataset | Iterable[Mapping[str, Any]]") -> list[dict[str, Any]]:
@@ -231,31 +406,15 @@ def check_preference_rows(rows: Sequence[Mapping[str, Any]], *, require_margin: 
         if isinstance(cover_id, bool) or not isinstance(cover_id, int):
             raise PreferenceFormatError(f"row {index}: cover_id {cover_id!r} is not an integer")
         where = f"row {index} (cover {cover_id})"
-        if not isinstance(row["prompt"], str) or not row["prompt"].strip():
-            raise PreferenceFormatError(f"{where}: prompt is not a non-empty string")
         for column in ("chosen", "rejected"):
-            _check_feature_json(row[column], f"{where}: {column}")
+            try:
+                features_or_error(row[column])
+            except FeatureError as exc:
+                raise PreferenceFormatError(f"{where}: {column} is not the captioner's feature JSON: {exc}") from exc
         if "margin" in row and row["margin"] is not None:
             margin = row["margin"]
             if isinstance(margin, bool) or not isinstance(margin, int | float) or not math.isfinite(margin):
                 raise PreferenceFormatError(f"{where}: margin {margin!r} is not a finite number")
-
-
-def _check_feature_json(text: Any, what: str) -> None:
-    if not isinstance(text, str):
-        raise PreferenceFormatError(f"{what} is a {type(text).__name__}, not the captioner's feature JSON text")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PreferenceFormatError(f"{what} is not the captioner's feature JSON: not JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise PreferenceFormatError(f"{what} is not the captioner's feature JSON: not a JSON object")
-    if not isinstance(data.get("genre"), str) or not data["genre"].strip():
-        raise PreferenceFormatError(f"{what} is not the captioner's feature JSON: genre is missing or not a string")
-    try:
-        features_from_mapping(data, [data["genre"]])
-    except FeatureError as exc:
-        raise PreferenceFormatError(f"{what} is not the captioner's feature JSON: {exc}") from exc
 
 
 def split_by_cover(
@@ -286,83 +445,119 @@ def split_by_cover(
     )
 
 
-# --- training ---------------------------------------------------------------------------------------------------
+def _check_covers(rows: Sequence[Mapping[str, Any]], covers: CoverEmbeddings) -> None:
+    cover_ids = sorted({row["cover_id"] for row in rows})
+    if len(cover_ids) < 2:
+        raise ValueError(
+            f"all {len(rows)} pairs come from one cover ({cover_ids[0]}): a reward model that reads the cover needs "
+            "pairs of several covers; label more covers"
+        )
+    missing = [cover_id for cover_id in cover_ids if cover_id not in covers.vectors]
+    if missing:
+        raise CoverDataError(
+            f"{len(missing)} cover(s) of the pairs have no stored embedding (first: cover {missing[0]}); "
+            "render them in a round with this release, or train from the images with an embedder"
+        )
 
 
-def _load_base(base_model: str) -> tuple[Any, Any]:
-    tokenizer = pretrained_or_explain(AutoTokenizer.from_pretrained, base_model, "reward base tokenizer")
-    model = pretrained_or_explain(
-        AutoModelForSequenceClassification.from_pretrained, base_model, "reward base model", num_labels=1
-    )
-    if tokenizer.pad_token is None:
-        raise ModelLoadError(f"the reward base {base_model!r} has a tokenizer without a padding token")
-    return model, tokenizer
-
-
-def _pair_accuracy(model: Any, tokenizer: Any, encoded: datasets.Dataset | None) -> float | None:
-    if encoded is None or len(encoded) == 0:
-        return None
-    chosen = _rewards(model, encoded["chosen_ids"], tokenizer.pad_token_id, SCORE_BATCH_SIZE)
-    rejected = _rewards(model, encoded["rejected_ids"], tokenizer.pad_token_id, SCORE_BATCH_SIZE)
-    return sum(c > r for c, r in zip(chosen, rejected, strict=True)) / len(chosen)
-
-
-def _encode_pairs(
-    tokenizer: Any, rows: Sequence[Mapping[str, Any]], max_length: int, use_margin: bool
+def _pair_dataset(
+    rows: Sequence[Mapping[str, Any]], covers: CoverEmbeddings, encoder: FeatureEncoder, use_margin: bool
 ) -> datasets.Dataset:
-    prompts = [row["prompt"] for row in rows]
     columns: dict[str, Any] = {
-        "chosen_ids": _encode(tokenizer, prompts, [row["chosen"] for row in rows], max_length),
-        "rejected_ids": _encode(tokenizer, prompts, [row["rejected"] for row in rows], max_length),
+        "cover_embedding": [covers.vectors[row["cover_id"]].tolist() for row in rows],
+        "chosen_ids": [encoder.encode_text(row["chosen"]) for row in rows],
+        "rejected_ids": [encoder.encode_text(row["rejected"]) for row in rows],
     }
     if use_margin:
         columns["margin"] = [float(row["margin"]) for row in rows]
     return datasets.Dataset.from_dict(columns)
 
 
+# --- training -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RewardTrainingResult:
+    """What one reward-model training run produced and measured (``evaluation_*`` are None without held-out covers)."""
+
+    output_dir: Path
+    evaluation_before: RewardEvaluation | None
+    evaluation_after: RewardEvaluation | None
+    loss_history: list[float]
+    trainable_parameters: int
+    train_pairs: int
+    eval_pairs: int
+    train_covers: int
+    eval_covers: int
+    steps: int
+    max_steps: int
+    train_seconds: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def stopped_early(self) -> bool:
+        """True when a callback ended training before the last step (the model so far was saved)."""
+        return self.steps < self.max_steps
+
+
+def build_reward_model(config: RewardTrainingConfig, *, cover_dim: int, encoder: FeatureEncoder) -> CoverRewardModel:
+    """A new, untrained reward model for covers of ``cover_dim`` and the encoder's inputs (seeded by ``config``)."""
+    torch.manual_seed(config.seed)
+    model_config = CoverRewardConfig(
+        cover_dim=cover_dim,
+        cover_components=config.cover_components,
+        feature_dim=encoder.dimension,
+        hidden_size=config.hidden_size,
+        dropout=config.dropout,
+    )
+    return CoverRewardModel(model_config)
+
+
 def train_reward_model(
     config: RewardTrainingConfig,
     dataset: "str | Path | datasets.Dataset | Iterable[Mapping[str, Any]]",
+    covers: CoverEmbeddings,
     output_dir: str | Path,
     *,
     callbacks: Sequence[TrainerCallback] = (),
 ) -> RewardTrainingResult:
-    """Train a reward model on preference pairs with TRL's ``RewardTrainer`` and save it to ``output_dir``.
+    """Train a cover-aware reward model on preference pairs with TRL's ``RewardTrainer``; save it to ``output_dir``.
 
-    The pairs are tokenized here in input format ``albumgen-captioner-json-v1`` (the same code the scorer uses)
-    and handed to TRL as ``chosen_ids``/``rejected_ids`` (+ ``margin`` when ``config.use_margin``). Nothing is
-    written to ``output_dir`` unless training succeeds: the checkpoint is built in a sibling temp folder and moved.
+    Nothing is written to ``output_dir`` unless training succeeds: the checkpoint is built in a sibling temp folder
+    and moved.
 
     Args:
-        config: the run's settings; ``config.base_model`` is loaded with ``AutoModelForSequenceClassification``
-            (``num_labels=1``), wrapped in LoRA (task type SEQ_CLS) when ``config.use_lora`` (default).
+        config: the run's settings.
         dataset: JSONL/Parquet path, ``datasets.Dataset`` or rows with ``prompt``, ``chosen``, ``rejected``,
-            ``margin`` and ``cover_id``; other columns (``images``, ids) are ignored.
+            ``cover_id`` (and ``margin`` when ``config.use_margin``); other columns are ignored.
+        covers: the embedding of every cover of the pairs (``read_cover_embeddings`` or ``embed_covers``).
         output_dir: where the checkpoint goes; must not exist or be empty.
         callbacks: ``transformers.TrainerCallback`` instances passed to the trainer (progress, cancel). One that
             raises aborts the run with nothing written; one that sets ``control.should_training_stop`` ends it early
             and the model so far is saved (``result.stopped_early``).
 
     Raises:
-        ValueError: no preference pairs, a non-empty ``output_dir``, or a split that leaves nothing to train on.
+        ValueError: no pairs, pairs of one cover only, a non-empty ``output_dir``, or a split leaving nothing to train.
         PreferenceFormatError: a row without the columns or with text that is not the captioner's feature JSON.
-        ModelLoadError: the base model cannot be loaded.
+        CoverDataError: a cover of the pairs without an embedding.
     """
     output_dir = Path(output_dir)
     if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
         raise ValueError(f"the reward model output folder {output_dir} already exists and is not empty")
     rows = load_preference_rows(dataset)
     check_preference_rows(rows, require_margin=config.use_margin)
+    _check_covers(rows, covers)
     train_rows, eval_rows = split_by_cover(rows, config.eval_fraction, config.seed)
 
-    # The reward head is initialised at load: seed first, so the same config gives the same model.
-    transformers.set_seed(config.seed)
-    model, tokenizer = _load_base(config.base_model)
-    positions = getattr(model.config, "max_position_embeddings", None)
-    if positions is not None and config.max_length > positions:
-        raise ValueError(f"max_length {config.max_length} exceeds the base model's {positions} positions")
-    train_set = _encode_pairs(tokenizer, train_rows, config.max_length, config.use_margin)
-    eval_set = _encode_pairs(tokenizer, eval_rows, config.max_length, config.use_margin) if eval_rows else None
+    encoder = FeatureEncoder(
+        features_or_error(row[column])["genre"] for row in train_rows for column in ("chosen", "rejected")
+    )
+    train_set = _pair_dataset(train_rows, covers, encoder, config.use_margin)
+    train_cover_ids = sorted({row["cover_id"] for row in train_rows})
+    model = build_reward_model(config, cover_dim=covers.dimension, encoder=encoder)
+    model.fit_normalisation(
+        covers.matrix(train_cover_ids), np.asarray(list(train_set["chosen_ids"]) + list(train_set["rejected_ids"]))
+    )
 
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
@@ -372,48 +567,43 @@ def train_reward_model(
                 model=model,
                 args=_trainer_args(config, workspace),
                 train_dataset=train_set,
-                processing_class=tokenizer,
-                peft_config=_lora_config(config) if config.use_lora else None,
+                processing_class=encoder,  # type: ignore[arg-type]
+                data_collator=RewardPairCollator(),
                 callbacks=list(callbacks),
             )
             # disable_tqdm swaps the progress bar for a callback that prints every log line; the logs are returned.
             trainer.remove_callback(transformers.PrinterCallback)
-            trained: Any = trainer.model
-            trainable = sum(p.numel() for p in trained.parameters() if p.requires_grad)
-            total = sum(p.numel() for p in trained.parameters())
-            accuracy_before = _pair_accuracy(trained, tokenizer, eval_set)
+            scorer = RewardScorer(model, encoder, embedder_id=covers.embedder_id)
+            before = _evaluate(scorer, eval_rows, covers) if eval_rows else None
             started = time.perf_counter()
             trainer.train()
             seconds = time.perf_counter() - started
-            accuracy_after = _pair_accuracy(trained, tokenizer, eval_set)
+            after = _evaluate(scorer, eval_rows, covers) if eval_rows else None
             losses = [float(entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
             steps, max_steps = trainer.state.global_step, trainer.state.max_steps
-        trained.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
+        model.save_pretrained(staging)
+        encoder.save_pretrained(staging)
+        eval_cover_ids = sorted({row["cover_id"] for row in eval_rows})
         metadata: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "input_format": INPUT_FORMAT,
-            "base_model": config.base_model,
-            "adapter": config.use_lora,
-            "max_length": config.max_length,
+            "embedder_id": covers.embedder_id,
+            "cover_dim": covers.dimension,
             "config": config.to_dict(),
+            "eval_cover_ids": eval_cover_ids,
             "metrics": {
-                "eval_accuracy_before": accuracy_before,
-                "eval_accuracy_after": accuracy_after,
+                "evaluation_before": before.to_dict() if before else None,
+                "evaluation_after": after.to_dict() if after else None,
                 "final_loss": losses[-1] if losses else None,
                 "train_pairs": len(train_rows),
                 "eval_pairs": len(eval_rows),
-                "train_covers": len({row["cover_id"] for row in train_rows}),
-                "eval_covers": len({row["cover_id"] for row in eval_rows}),
+                "train_covers": len(train_cover_ids),
+                "eval_covers": len(eval_cover_ids),
                 "steps": steps,
                 "max_steps": max_steps,
+                "train_seconds": seconds,
             },
-            "versions": {
-                "transformers": transformers.__version__,
-                "trl": trl.__version__,
-                "peft": peft.__version__,
-                "torch": torch.__version__,
-            },
+            "versions": {"transformers": transformers.__version__, "trl": trl.__version__, "torch": torch.__version__},
         }
         (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
         if output_dir.exists():
@@ -425,11 +615,10 @@ def train_reward_model(
     numbers = metadata["metrics"]
     return RewardTrainingResult(
         output_dir=output_dir,
-        eval_accuracy_before=accuracy_before,
-        eval_accuracy_after=accuracy_after,
+        evaluation_before=before,
+        evaluation_after=after,
         loss_history=losses,
-        trainable_parameters=trainable,
-        total_parameters=total,
+        trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
         train_pairs=numbers["train_pairs"],
         eval_pairs=numbers["eval_pairs"],
         train_covers=numbers["train_covers"],
@@ -441,41 +630,50 @@ def train_reward_model(
     )
 
 
+def _evaluate(scorer: "RewardScorer", rows: Sequence[Mapping[str, Any]], covers: CoverEmbeddings) -> RewardEvaluation:
+    """Held-out pair accuracy overall, per cover group (k-means on every cover of ``covers``) and by margin."""
+    embeddings = [covers.vectors[row["cover_id"]] for row in rows]
+    # The rows were checked: every text is feature JSON, so every score is a number.
+    chosen = cast(list[float], scorer.score(embeddings, [row["chosen"] for row in rows]))
+    rejected = cast(list[float], scorer.score(embeddings, [row["rejected"] for row in rows]))
+    return evaluate_pairs(
+        correct=[better > worse for better, worse in zip(chosen, rejected, strict=True)],
+        cover_ids=[row["cover_id"] for row in rows],
+        margins=[row.get("margin") for row in rows],
+        embeddings=covers.vectors,
+    )
+
+
 def _trainer_args(config: RewardTrainingConfig, workspace: str) -> RewardConfig:
     cuda = torch.cuda.is_available()
     return RewardConfig(
         output_dir=workspace,
         learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
         num_train_epochs=config.num_train_epochs,
         per_device_train_batch_size=config.per_device_train_batch_size,
         seed=config.seed,
-        # Already tokenized and truncated by _encode; TRL would otherwise drop (not truncate) long pairs.
+        # The inputs are fixed-size vectors: nothing to truncate or filter by length.
         max_length=None,
+        # The model's own dropout regularises it; TRL switches dropout off by default.
+        disable_dropout=False,
+        # The collator's columns are not the forward's argument names; TRL must hand the rows over as they are.
+        remove_unused_columns=False,
         logging_steps=1,
         save_strategy="no",
         eval_strategy="no",
         report_to="none",
         disable_tqdm=True,
-        # A 22M-parameter encoder: checkpointing costs time and saves nothing that matters (ML-NOTES: off on CPU).
-        gradient_checkpointing=False,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
+        # TRL turns it on by default; a network this small keeps every activation.
+        activation_checkpointing=False,
+        # A model of a few thousand weights: half precision would save nothing and round the rewards.
+        bf16=False,
         use_cpu=not cuda,
         dataloader_num_workers=0,
     )
 
 
-def _lora_config(config: RewardTrainingConfig) -> LoraConfig:
-    # SEQ_CLS makes PEFT train the new reward head fully (modules_to_save) beside the LoRA matrices; the target
-    # modules are PEFT's defaults for the architecture (query and value for BERT).
-    return LoraConfig(
-        task_type=TaskType.SEQ_CLS,
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-    )
-
-
-# --- scoring ----------------------------------------------------------------------------------------------------
+# --- scoring ------------------------------------------------------------------------------------------------------
 
 
 def read_reward_metadata(path: str | Path) -> dict[str, Any]:
@@ -490,128 +688,106 @@ def read_reward_metadata(path: str | Path) -> dict[str, Any]:
     metadata: dict[str, Any] = json.loads(meta_file.read_text())
     if metadata.get("format_version") != FORMAT_VERSION or metadata.get("input_format") != INPUT_FORMAT:
         raise ModelLoadError(
-            f"the reward checkpoint {path} has format {metadata.get('format_version')!r} / "
-            f"{metadata.get('input_format')!r}; this code reads {FORMAT_VERSION} / {INPUT_FORMAT}"
+            f"the reward checkpoint {path} has input format {metadata.get('input_format')!r}, which this release does "
+            f"not read (it reads {INPUT_FORMAT}, which sees the cover): train a new reward model on the export"
         )
     return metadata
 
 
 class RewardScorer:
-    """A trained reward model: (instruction, captioner output) pairs -> scalar rewards, higher is preferred."""
+    """A trained reward model: (cover embedding, captioner output) -> scalar reward, higher is preferred.
+
+    The one scorer of the platform: captioner RL's reward function, the reward run's evaluation and
+    ``python -m rlhf score`` all call ``score``.
+    """
 
     def __init__(
-        self,
-        model: Any,
-        tokenizer: Any,
-        *,
-        base_model: str,
-        max_length: int,
-        batch_size: int = SCORE_BATCH_SIZE,
+        self, model: CoverRewardModel, encoder: FeatureEncoder, *, embedder_id: str, batch_size: int = SCORE_BATCH_SIZE
     ) -> None:
-        self.model = model.eval()
-        self.tokenizer = tokenizer
-        self.base_model = base_model
-        self.max_length = max_length
+        self.model = model
+        self.encoder = encoder
+        self.embedder_id = embedder_id
         self.batch_size = batch_size
 
+    @property
+    def cover_dim(self) -> int:
+        return int(self.model.config.cover_dim)
+
     @classmethod
-    def load(cls, path: str | Path, *, device: str | None = None, base_model: str | None = None) -> "RewardScorer":
+    def load(cls, path: str | Path, *, device: str | None = None) -> "RewardScorer":
         """Load a checkpoint written by ``train_reward_model``.
 
         Args:
             path: the checkpoint folder (must hold ``albumgen_reward.json``).
             device: default CUDA when available, else CPU.
-            base_model: where the base model of an adapter checkpoint lives now; default the recorded one.
 
         Raises:
-            ModelLoadError: no metadata, an unknown format, or a base model that cannot be loaded.
+            ModelLoadError: no metadata, another input format, or unreadable weights.
         """
         metadata = read_reward_metadata(path)
-        base = base_model or metadata["base_model"]
-        tokenizer = pretrained_or_explain(AutoTokenizer.from_pretrained, str(path), "reward model tokenizer")
-        if metadata["adapter"]:
-            model = pretrained_or_explain(
-                AutoModelForSequenceClassification.from_pretrained, base, "reward base model", num_labels=1
-            )
-            # Merged: scoring runs at the speed of the plain encoder.
-            model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
-        else:
-            model = pretrained_or_explain(AutoModelForSequenceClassification.from_pretrained, str(path), "reward model")
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        return cls(model.to(device), tokenizer, base_model=base, max_length=int(metadata["max_length"]))
+        encoder = FeatureEncoder.from_pretrained(path)
+        try:
+            model = CoverRewardModel.from_pretrained(str(path))
+        except OSError as exc:
+            raise ModelLoadError(f"cannot load the reward model weights in {path}: {exc}") from exc
+        model.to(torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")))  # type: ignore[arg-type]  # transformers types .to as a wrapped call
+        return cls(model.eval(), encoder, embedder_id=str(metadata["embedder_id"]))
 
-    def score(self, prompts: Sequence[str], completions: Sequence[str]) -> list[float]:
-        """Rewards for (instruction, captioner output) pairs, batched and without gradients.
+    def score(
+        self, cover_embeddings: Sequence[np.ndarray] | np.ndarray, completions: Sequence[str], *, invalid: str = "raise"
+    ) -> list[float | None]:
+        """Rewards for (cover embedding, captioner output) pairs, batched and without gradients.
 
         Args:
-            prompts: instructions from ``build_instruction``, one per completion.
-            completions: the captioner's output texts; text that is not feature JSON is scored as it is, so
-                combine with a validity reward.
+            cover_embeddings: one embedding per completion, from the checkpoint's embedder (``embedder_id``).
+            completions: the captioner's output texts.
+            invalid: ``"raise"`` (default) refuses text that is not feature JSON; ``"none"`` scores it None (captioner
+                RL, where a validity reward judges the format).
+
+        Raises:
+            ValueError: lengths or embedding dimensions that do not match; with ``invalid="raise"`` a completion that
+                is not feature JSON (``FeatureError``, naming it).
         """
-        if len(prompts) != len(completions):
-            raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
-        if not completions:
-            return []
-        sequences = _encode(self.tokenizer, prompts, completions, self.max_length)
-        return _rewards(self.model, sequences, self.tokenizer.pad_token_id, self.batch_size)
+        if len(cover_embeddings) != len(completions):
+            raise ValueError(f"{len(cover_embeddings)} cover embeddings but {len(completions)} completions")
+        if invalid not in ("raise", "none"):
+            raise ValueError(f"invalid must be 'raise' or 'none', got {invalid!r}")
+        encoded: list[list[float] | None] = []
+        for index, text in enumerate(completions):
+            try:
+                encoded.append(self.encoder.encode_text(text))
+            except FeatureError as exc:
+                if invalid == "raise":
+                    raise FeatureError(f"completion {index} is not the captioner's feature JSON: {exc}") from exc
+                encoded.append(None)
+        valid = [index for index, vector in enumerate(encoded) if vector is not None]
+        scores: list[float | None] = [None] * len(completions)
+        if not valid:
+            return scores
+        covers = np.asarray([cover_embeddings[index] for index in valid], dtype=np.float32)
+        if covers.ndim != 2 or covers.shape[1] != self.cover_dim:
+            raise ValueError(
+                f"cover embeddings of shape {covers.shape[1:]} given; this reward model reads {self.cover_dim}-d "
+                f"embeddings of {self.embedder_id}"
+            )
+        features = np.asarray([encoded[index] for index in valid], dtype=np.float32)
+        for index, value in zip(valid, self._rewards(covers, features), strict=True):
+            scores[index] = value
+        return scores
 
-
-# --- tiny twin --------------------------------------------------------------------------------------------------
-
-# What the tiny tokenizer must encode compactly: the input format's words, genres and numbers.
-TINY_CORPUS = (
-    "albums with similar covers in the catalog are their average features are no retrieval context",
-    "rock pop hip hop edm jazz classical country metal r&b folk reggae ambient blues latin dance soul punk indie",
-    "bpm db loudness time signature",
-)
-# initializer_range 0.2 instead of BERT's 0.02: with 0.02 the CLS output of a 32-wide random encoder hardly depends on
-# the input (rewards equal to 1e-5) and nothing trains; with 0.2 the valence test set goes from 0.50 to 0.83 held-out
-# accuracy in 72 steps, with 0.6 it overfits (0.56).
-TINY_BERT: dict[str, Any] = {
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "intermediate_size": 64,
-    "initializer_range": 0.2,
-}
-
-
-def tiny_vocabulary() -> list[str]:
-    """A small WordPiece vocabulary: special tokens, characters and the words of the input format (deterministic)."""
-    splitter = pre_tokenizers.BertPreTokenizer()
-    sentences = [
-        *TINY_CORPUS,
-        *FEATURE_DEFINITIONS.values(),
-        " ".join(FEATURE_NAMES),
-        " ".join(MODES),
-        " ".join(PITCH_CLASSES),
-        *(phrase.replace("{", " ").replace("}", " ") for rule in PROMPT_RULES for phrase in rule.phrases),
-    ]
-    words = sorted({word for sentence in sentences for word, _ in splitter.pre_tokenize_str(sentence.lower())})
-    characters = list(string.ascii_lowercase + string.digits + string.punctuation)
-    pieces = [f"##{char}" for char in string.ascii_lowercase + string.digits]
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    return list(dict.fromkeys(specials + characters + pieces + words))
-
-
-def build_tiny_reward_base(output_dir: str | Path, *, seed: int = 0) -> Path:
-    """Write a tiny random-initialised BERT encoder and its tokenizer, usable as ``RewardTrainingConfig.base_model``.
-
-    The twin has the default base's architecture (BERT) with tiny dimensions (``TINY_BERT``), so tests run the real
-    training and scoring code on CPU in seconds.
-
-    Args:
-        output_dir: folder to write (created).
-        seed: weight initialisation seed; the same seed writes the same weights.
-    """
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    vocab = tiny_vocabulary()
-    tokenizer = transformers.BertTokenizer(
-        vocab={token: number for number, token in enumerate(vocab)}, do_lower_case=True
-    )
-    tokenizer.save_pretrained(output_dir)
-    config = BertConfig(vocab_size=len(vocab), max_position_embeddings=512, pad_token_id=0, **TINY_BERT)
-    torch.manual_seed(seed)
-    BertModel(config).save_pretrained(output_dir)
-    return output_dir
+    @torch.inference_mode()
+    def _rewards(self, covers: np.ndarray, features: np.ndarray) -> list[float]:
+        was_training = self.model.training
+        self.model.eval()
+        device = next(self.model.parameters()).device
+        values: list[float] = []
+        try:
+            for start in range(0, len(covers), self.batch_size):
+                logits = self.model(
+                    cover_embeds=torch.from_numpy(covers[start : start + self.batch_size]).to(device),
+                    features=torch.from_numpy(features[start : start + self.batch_size]).to(device),
+                ).logits
+                values.extend(logits[:, 0].float().cpu().tolist())
+        finally:
+            self.model.train(was_training)
+        return values

@@ -12,6 +12,17 @@ the 0-1 scale: ``rating = 1 + min(4, floor(5 * clip(score, 0, 1)))`` (below 0.2 
 monotone mapping, so a higher score never gets a lower rating. ``listened_s`` is the variant's duration (the API
 checks that each variant was heard); the simulator does not wait that long in real time.
 
+The oracle file (``--oracle-out PATH``, optional): after each submitted assignment the simulator appends one JSON
+line per variant the labeler rated, with the noise-free score the answers were drawn around::
+
+    {"assignment_id": 12, "labeler": "sim-3", "cover_id": 4, "variant_id": 57, "key": "b", "score": 0.8125}
+
+``variant_id`` and ``cover_id`` are the studio's ids from the reveal, the same ids a preference export's pair rows
+carry (``cover_id``, ``chosen_variant_id``, ``rejected_variant_id``); ``labeler`` is the account's username.
+Lines are appended (a rerun adds to the file) and only the simulator writes them, never the studio; one assignment's
+lines are written together, and every labeler's go through the one event loop, so they never interleave.
+``rlhf.oracle`` reads the file back and computes the ceiling pair accuracy of the labels.
+
 Framework-free: HTTP only (httpx), never Django.
 """
 
@@ -19,12 +30,14 @@ import asyncio
 import importlib
 import inspect
 import io
+import json
 import logging
 import math
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, cast
+from pathlib import Path
+from typing import IO, Any, cast
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -70,6 +83,13 @@ class SimulateConfig:
     )
     concurrency: int = field(default=8, metadata={"help": "assignments worked on at once, at most (default 8)"})
     timeout_s: float = field(default=30.0, metadata={"help": "seconds before an HTTP request fails (default 30)"})
+    oracle_out: str | None = field(
+        default=None,
+        metadata={
+            "help": "append one JSON line per rated variant with its noise-free score to this file "
+            "(see rlhf/simulate.py; default: no file)"
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.labelers < 1:
@@ -140,8 +160,8 @@ def answers_for(
     preference: Preference,
     noise: float,
     rng: random.Random,
-) -> tuple[dict[str, Any], dict[str, float]]:
-    """The submit body of an assignment, and the noisy score per blind key.
+) -> tuple[dict[str, Any], dict[str, float], dict[str, float]]:
+    """The submit body of an assignment, the noisy score per blind key and the noise-free one.
 
     Args:
         assignment: the labeler's view (``POST /api/label/next/``): keys, durations, ``min_listen_s``.
@@ -151,6 +171,10 @@ def answers_for(
         noise: std of the Gaussian noise per variant.
         rng: the labeler's random stream.
 
+    Returns:
+        The body of ``POST .../submit/``, the noisy score per key (what the answers follow) and the preference's own
+        score per key.
+
     Raises:
         _StepError: the reveal does not match the assignment, a variant has no features, or the preference fails.
     """
@@ -159,14 +183,15 @@ def answers_for(
     if sorted(features) != sorted(keys):
         raise _StepError(f"the reveal lists keys {sorted(features)}, the assignment {sorted(keys)}")
     scores: dict[str, float] = {}
+    clean: dict[str, float] = {}
     for key in keys:
         if not isinstance(features[key], dict):
             raise _StepError(f"variant {key} of assignment {assignment['assignment_id']} has no features")
         try:
-            score = float(preference(cover, features[key]))
+            clean[key] = float(preference(cover, features[key]))
         except Exception as exc:  # noqa: BLE001 - a plugged-in function may raise anything; reported per assignment
             raise _StepError(f"the preference failed on variant {key}: {type(exc).__name__}: {exc}") from exc
-        scores[key] = score + (rng.gauss(0.0, noise) if noise > 0 else 0.0)
+        scores[key] = clean[key] + (rng.gauss(0.0, noise) if noise > 0 else 0.0)
     ranking = sorted(keys, key=lambda key: scores[key], reverse=True)
     ratings = {}
     for variant in assignment["variants"]:
@@ -174,7 +199,25 @@ def answers_for(
         # Heard to its end; a variant without a known duration is heard for as long as the API asks.
         listened = variant["duration_s"] if variant.get("duration_s") is not None else assignment["min_listen_s"]
         ratings[variant["key"]] = {"musicality": rating, "compatibility": rating, "listened_s": float(listened)}
-    return {"ratings": ratings, "ranking": ranking}, scores
+    return {"ratings": ratings, "ranking": ranking}, scores, clean
+
+
+def oracle_lines(*, reveal: dict[str, Any], labeler: str, clean: dict[str, float]) -> str:
+    """The oracle file's lines for one submitted assignment: one JSON object per rated variant, in key order.
+
+    Args:
+        reveal: the admin's view of the assignment (ids behind the blind keys).
+        labeler: the labeler's username.
+        clean: the noise-free score per blind key (``answers_for``'s third value).
+    """
+    lines = []
+    for variant in reveal["variants"]:
+        line: dict[str, Any] = {"assignment_id": reveal["assignment_id"], "labeler": labeler}
+        if reveal.get("cover_id") is not None:
+            line["cover_id"] = reveal["cover_id"]
+        line.update(variant_id=variant["variant_id"], key=variant["key"], score=clean[variant["key"]])
+        lines.append(json.dumps(line) + "\n")
+    return "".join(lines)
 
 
 @dataclass
@@ -243,6 +286,7 @@ class _Labeler:
         config: SimulateConfig,
         preference: Preference,
         rng: random.Random,
+        oracle: IO[str] | None,
     ) -> None:
         self.server = server
         self.username = credentials["username"]
@@ -252,6 +296,7 @@ class _Labeler:
         self.config = config
         self.preference = preference
         self.rng = rng
+        self.oracle = oracle
         self.stats = LabelerStats(username=self.username)
         self.signed_in = False
         # Its own client: the session cookie (when it signs in for media) belongs to this labeler alone.
@@ -294,10 +339,11 @@ class _Labeler:
             if reveal.status_code != 200:
                 raise _StepError(f"reveal of assignment {assignment['assignment_id']}: HTTP {reveal.status_code}")
             cover = await self._cover(assignment)
-            body, _ = await asyncio.to_thread(
+            truth = reveal.json()
+            body, _, clean = await asyncio.to_thread(
                 answers_for,
                 assignment=assignment,
-                reveal=reveal.json(),
+                reveal=truth,
                 cover=cover,
                 preference=self.preference,
                 noise=self.config.noise,
@@ -314,6 +360,10 @@ class _Labeler:
         except (_StepError, httpx.HTTPError) as exc:
             await self._skip(assignment["assignment_id"], str(exc))
             raise
+        if self.oracle is not None:
+            # On the event loop, with no await between write and flush: no other labeler's lines can come between.
+            self.oracle.write(oracle_lines(reveal=truth, labeler=self.username, clean=clean))
+            self.oracle.flush()
         self.stats.submitted += 1
         return True
 
@@ -391,10 +441,32 @@ async def simulate_async(config: SimulateConfig, preference: Preference) -> Simu
     """Create the labelers and run them until no task is left or ``max_tasks`` are submitted.
 
     Raises:
-        SimulationError: the server cannot be reached, or refuses the admin token.
+        SimulationError: the server cannot be reached, or refuses the admin token, or the oracle file cannot be
+            opened.
     """
     server = config.server.rstrip("/")
     began = time.perf_counter()
+    oracle = _open_oracle(config.oracle_out)
+    try:
+        labelers = await _run_labelers(config, preference, server=server, oracle=oracle)
+    finally:
+        if oracle is not None:
+            oracle.close()
+    return SimulationResult(labelers=labelers, elapsed_s=time.perf_counter() - began)
+
+
+def _open_oracle(path: str | None) -> IO[str] | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).open("a", encoding="utf-8")
+    except OSError as exc:
+        raise SimulationError(f"cannot open the oracle file {path} for appending ({exc.strerror or exc})") from exc
+
+
+async def _run_labelers(
+    config: SimulateConfig, preference: Preference, *, server: str, oracle: IO[str] | None
+) -> list[LabelerStats]:
     async with httpx.AsyncClient(
         base_url=server, headers={"Authorization": f"Token {config.admin_token}"}, timeout=config.timeout_s
     ) as admin:
@@ -413,11 +485,12 @@ async def simulate_async(config: SimulateConfig, preference: Preference) -> Simu
                 preference=preference,
                 # One stream per labeler, from the run seed and its place: reruns draw the same noise sequence.
                 rng=random.Random(f"{config.seed}:{index}"),
+                oracle=oracle,
             )
             for index, account in enumerate(accounts)
         ]
         stats = await asyncio.gather(*(labeler.run(budget=budget, slots=slots) for labeler in labelers))
-    return SimulationResult(labelers=list(stats), elapsed_s=time.perf_counter() - began)
+    return list(stats)
 
 
 def simulate(config: SimulateConfig) -> SimulationResult:
@@ -426,11 +499,12 @@ def simulate(config: SimulateConfig) -> SimulationResult:
     Args:
         config: server, admin token, labelers (default 3), preference (default
             ``rlhf.preferences:brightness_energy``), noise (default 0.1), seed (default 0), max_tasks (default no
-            limit), concurrency (default 8).
+            limit), concurrency (default 8), timeout_s (default 30), oracle_out (default None: no oracle file).
 
     Raises:
         PreferenceError: ``config.preference`` names no usable function.
-        SimulationError: the server cannot be reached, or refuses the admin token.
+        SimulationError: the server cannot be reached, or refuses the admin token, or the oracle file cannot be
+            opened.
     """
     preference = load_preference(config.preference)
     if not config.admin_token:

@@ -4,6 +4,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from generation.config import OFFLINE_PROFILES
 from labelstudio_site.core.selectors import health_report, platform_version
 from labelstudio_site.studio.roles import is_labeler
 
@@ -12,7 +13,7 @@ from labelstudio_site.studio.roles import is_labeler
 def landing(request: HttpRequest) -> HttpResponse:
     context = {
         "version": platform_version(),
-        "tiny_profile": settings.ALBUMGEN_PROFILE == "tiny",
+        "offline_profile": settings.ALBUMGEN_PROFILE if settings.ALBUMGEN_PROFILE in OFFLINE_PROFILES else None,
         "is_labeler": is_labeler(request.user),
     }
     return render(request, "core/landing.html", context)

@@ -9,6 +9,8 @@ from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 from kombu.transport import TRANSPORT_ALIASES
 
+from generation.config import PROFILES
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 
 env = environ.Env()
@@ -234,12 +236,12 @@ LABEL_ASSIGNMENT_TTL_S = env.float("LABEL_ASSIGNMENT_TTL_S", default=1800.0)
 
 # --- Pipeline -----------------------------------------------------------------------------------
 
-# ``tiny``: random-initialised twins from fixtures/tiny (tests, CI, the offline demo); ``full``: the pretrained
-# checkpoints (GPU workers). Individual checkpoints: ALBUMGEN_EMBEDDER, ALBUMGEN_CAPTIONER, ALBUMGEN_MUSICGEN,
-# read by generation.pipeline itself so that the CLI and the workers agree.
+# The pipeline profile (generation.config.PROFILES): ``tiny`` random twins, ``small`` the models trained in-house in
+# fixtures/small, ``full`` the pretrained checkpoints (GPU workers). Individual checkpoints: ALBUMGEN_EMBEDDER,
+# ALBUMGEN_CAPTIONER, ALBUMGEN_MUSICGEN, read by generation.pipeline itself so that the CLI and the workers agree.
 ALBUMGEN_PROFILE = env.str("ALBUMGEN_PROFILE", default="tiny")
-if ALBUMGEN_PROFILE not in ("tiny", "full"):
-    raise ImproperlyConfigured(f"ALBUMGEN_PROFILE is {ALBUMGEN_PROFILE!r}; expected tiny or full")
+if ALBUMGEN_PROFILE not in PROFILES:
+    raise ImproperlyConfigured(f"ALBUMGEN_PROFILE is {ALBUMGEN_PROFILE!r}; expected one of {', '.join(PROFILES)}")
 # One retrieval index per profile below this folder (an index is tied to the embedder that built it).
 ALBUMGEN_INDEX_DIR = Path(env.str("ALBUMGEN_INDEX_DIR", default=str(VAR_DIR / "index")))
 # A batch still "running" after this long lost its worker (killed, or its message lost with it): the reaper

@@ -50,6 +50,29 @@ class Cover(models.Model):
         return self.title or f"cover {self.pk}"
 
 
+class CoverEmbedding(models.Model):
+    """A cover's CLIP embedding, stored when a worker first renders the cover, so that reward training and scoring
+    read the vector the pipeline saw instead of recomputing it."""
+
+    cover = models.ForeignKey(Cover, on_delete=models.CASCADE, related_name="embeddings")
+    embedder_id = models.CharField(
+        max_length=300, help_text="The Embedder.model_id that computed it (hub id, path or tiny twin id)."
+    )
+    dimension = models.PositiveIntegerField(help_text="Length of the vector.")
+    vector = models.BinaryField(help_text="The unit vector as float32 little-endian bytes, 4 * dimension of them.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # One vector per cover and embedder: the same weights embed the same image the same way.
+            models.UniqueConstraint(fields=["cover", "embedder_id"], name="studio_coverembedding_unique_embedder"),
+            models.CheckConstraint(condition=models.Q(dimension__gt=0), name="studio_coverembedding_dimension"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.embedder_id} embedding of cover {self.cover_id}"
+
+
 class RoundStatus(models.TextChoices):
     QUEUED = "queued"
     RUNNING = "running"

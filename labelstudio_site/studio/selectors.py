@@ -2,6 +2,7 @@
 
 import math
 from collections import defaultdict
+from collections.abc import Iterable
 from fractions import Fraction
 from itertools import groupby
 from operator import itemgetter
@@ -28,6 +29,7 @@ from labelstudio_site.studio.models import (
     Assignment,
     AssignmentStatus,
     Cover,
+    CoverEmbedding,
     GenerationRound,
     LabelerExclusion,
     LabelTask,
@@ -52,6 +54,30 @@ FINISHED_ROUND_STATUSES = (RoundStatus.DONE, RoundStatus.FAILED)
 def cover_list() -> QuerySet[Cover]:
     """Every stored cover, newest first."""
     return Cover.objects.order_by("-created_at", "-pk")
+
+
+def cover_embeddings_get(*, cover_ids: Iterable[int], embedder_id: str) -> dict[int, np.ndarray]:
+    """The stored float32 embeddings of the covers by one embedder; covers without one are absent.
+
+    Pass ids a chunk at a time for many covers (512 float32 each: 100k covers hold 200 MB of vectors).
+    """
+    rows = CoverEmbedding.objects.filter(cover__pk__any_of=set(cover_ids), embedder_id=embedder_id).values_list(
+        "cover_id", "vector"
+    )
+    return {cover_id: np.frombuffer(vector, dtype="<f4").astype(np.float32) for cover_id, vector in rows}
+
+
+def cover_embedder_ids(*, cover_ids: Iterable[int]) -> dict[int, list[str]]:
+    """The embedders that stored an embedding of each cover, sorted; covers without one are absent."""
+    found: dict[int, list[str]] = defaultdict(list)
+    rows = (
+        CoverEmbedding.objects.filter(cover__pk__any_of=set(cover_ids))
+        .order_by("cover_id", "embedder_id")
+        .values_list("cover_id", "embedder_id")
+    )
+    for cover_id, embedder_id in rows.iterator(chunk_size=10_000):
+        found[cover_id].append(embedder_id)
+    return dict(found)
 
 
 def captioner_version_list() -> QuerySet[ModelVersion]:

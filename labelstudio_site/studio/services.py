@@ -10,12 +10,13 @@ import hashlib
 import secrets
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 from django.contrib.auth.models import Group, User
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
@@ -31,6 +32,7 @@ from labelstudio_site.studio.models import (
     Assignment,
     AssignmentStatus,
     Cover,
+    CoverEmbedding,
     CoverSource,
     GenerationRound,
     LabelerExclusion,
@@ -171,6 +173,29 @@ def covers_from_catalog(*, split: str | None = None, limit: int | None = None) -
         )
         report.add(album.name, cover, created=created)
     return report
+
+
+def cover_embedding_store(*, cover_id: int, embedder_id: str, vector: Sequence[float] | np.ndarray) -> None:
+    """Store a cover's embedding from one embedder once: a second store (a redelivered task) keeps the first row.
+
+    Args:
+        cover_id: the cover.
+        embedder_id: the ``Embedder.model_id`` that computed the vector.
+        vector: the cover's embedding, one dimension; kept as float32.
+
+    Raises:
+        ValueError: an empty, multi-dimensional or non-finite vector (nothing is stored).
+    """
+    values = np.asarray(vector, dtype=np.float32)
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"a cover embedding is one non-empty row of numbers, not an array of shape {values.shape}")
+    if not np.isfinite(values).all():
+        raise ValueError(f"the embedding of cover {cover_id} by {embedder_id} holds NaN or infinite values")
+    CoverEmbedding.objects.get_or_create(
+        cover_id=cover_id,
+        embedder_id=embedder_id,
+        defaults={"dimension": values.size, "vector": values.astype("<f4").tobytes()},
+    )
 
 
 def pipeline_config_for(*, version: ModelVersion, render_settings: dict) -> PipelineConfig:

@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.db import models
 
+from generation.config import PROFILES
+
 
 class ModelKind(models.TextChoices):
     CAPTIONER = "captioner", "captioner"
@@ -14,8 +16,8 @@ class ModelVersion(models.Model):
     name = models.CharField(max_length=200, help_text="Human-readable name, unique per kind.")
     profile = models.CharField(
         max_length=8,
-        choices=[("tiny", "tiny"), ("full", "full")],
-        help_text="Pipeline profile the version runs under: tiny twins or pretrained checkpoints.",
+        choices=[(profile, profile) for profile in PROFILES],
+        help_text="Pipeline profile the version runs under: tiny twins, the small trained models, or pretrained.",
     )
     base_model_id = models.CharField(
         max_length=500,

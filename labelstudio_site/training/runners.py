@@ -235,35 +235,51 @@ def _sft_export_register(run: TrainingRun, rows: list[dict[str, Any]], base_mode
 
 
 def run_reward(run: TrainingRun) -> None:
-    """Reward model on a preference export (TRL RewardTrainer); held-out pair accuracy by cover."""
+    """Cover-aware reward model on a preference export (TRL RewardTrainer); held-out pair accuracy by cover."""
     from labelstudio_site.training.exports import export_file
     from rlhf.config import RewardTrainingConfig
-    from rlhf.reward import train_reward_model
+    from rlhf.reward import read_cover_embeddings, train_reward_model
 
     export = run.dataset_export
     assert export is not None
     config = RewardTrainingConfig(**run.config)
+    covers = read_cover_embeddings(export_file(export, "covers"))
     output = model_dir(run)
-    result = train_reward_model(config, export_file(export, "jsonl"), output, callbacks=[RunProgress(run.pk)])
+    result = train_reward_model(config, export_file(export, "jsonl"), covers, output, callbacks=[RunProgress(run.pk)])
+    after, before = result.evaluation_after, result.evaluation_before
     summary = {
-        "eval_accuracy_before": result.eval_accuracy_before,
-        "eval_accuracy_after": result.eval_accuracy_after,
+        "eval_accuracy_before": before.overall.accuracy if before else None,
+        "eval_accuracy_after": after.overall.accuracy if after else None,
         "train_pairs": result.train_pairs,
         "eval_pairs": result.eval_pairs,
         "train_covers": result.train_covers,
         "eval_covers": result.eval_covers,
         "trainable_parameters": result.trainable_parameters,
-        "total_parameters": result.total_parameters,
         "first_loss": result.loss_history[0] if result.loss_history else None,
         "last_loss": result.loss_history[-1] if result.loss_history else None,
+        "reward_evaluation": {
+            "before": before.to_dict() if before else None,
+            "after": after.to_dict() if after else None,
+        },
     }
-    logger.info("held-out pair accuracy %s -> %s", result.eval_accuracy_before, result.eval_accuracy_after)
+    if after:
+        logger.info(
+            "held-out pair accuracy %.3f -> %.3f [95%% CI %.3f-%.3f]; per cover group (k=%s): %s",
+            before.overall.accuracy if before else float("nan"),
+            after.overall.accuracy,
+            after.overall.low,
+            after.overall.high,
+            after.group_k,
+            ", ".join(f"{name} {figure.accuracy:.3f} of {figure.pairs}" for name, figure in after.groups.items()),
+        )
+        if after.warning:
+            logger.warning("%s", after.warning)
     rounds = export.options.get("round_ids") or []
     profile = _export_profile(rounds)
     version_fields = {
         "kind": ModelKind.REWARD,
         "profile": profile,
-        "base_model_id": config.base_model,
+        "base_model_id": covers.embedder_id,
         "adapter_path": str(output),
         # The captioner whose outputs it learned to judge: an RL run checks it tunes a captioner of the same base.
         "metrics": {**summary, "captioner_base_model_id": export.captioner_base_model_id, "export_id": export.pk},
@@ -288,6 +304,7 @@ def run_rl(run: TrainingRun) -> None:
     from generation.instruction import build_instruction
     from generation.retrieve import mean_features
     from labelstudio_site.studio.models import Cover
+    from labelstudio_site.studio.selectors import cover_embeddings_get
     from rlhf.captioner_rl import CaptionerRLConfig, RLCover, tune_captioner
     from rlhf.reward import RewardScorer
 
@@ -300,23 +317,33 @@ def run_rl(run: TrainingRun) -> None:
         raise ValueError("the reward model's export names no round with covers to tune on")
     pipeline = _captioner_pipeline(parent)
     genres = pipeline.genres()
+    scorer = RewardScorer.load(reward.adapter_path)
+    if scorer.embedder_id != pipeline.embedder.model_id:
+        raise ValueError(
+            f"the reward model reads covers embedded by {scorer.embedder_id}, but the captioner's pipeline embeds "
+            f"with {pipeline.embedder.model_id}"
+        )
+    embeddings = cover_embeddings_get(cover_ids=[cover.pk for cover in covers], embedder_id=scorer.embedder_id)
     rl_covers = []
     for cover in covers:
         image = load_cover_image(cover.image.path)
-        neighbours = pipeline.index.search(pipeline.embedder.embed([image])[0], k=pipeline.config.top_k)
+        # Stored at generation time; a cover rendered before embeddings were stored is embedded again here.
+        embedding = embeddings.get(cover.pk)
+        if embedding is None:
+            embedding = pipeline.embedder.embed([image])[0]
+        neighbours = pipeline.index.search(embedding, k=pipeline.config.top_k)
         instruction = build_instruction(
             genres=genres, context=mean_features(neighbours), neighbour_genres=[n.genre for n in neighbours]
         )
-        rl_covers.append(RLCover(str(cover.pk), image, instruction))
+        rl_covers.append(RLCover(str(cover.pk), image, instruction, embedding))
     logger.info("GRPO on %d covers against reward model %s", len(rl_covers), reward)
-    scorer = RewardScorer.load(reward.adapter_path)
     output = model_dir(run)
     result = tune_captioner(
         config,
         captioner=pipeline.captioner,
         covers=rl_covers,
         genres=genres,
-        reward_fn=scorer.score,
+        reward_fn=lambda embeddings, completions: scorer.score(embeddings, completions, invalid="none"),
         output_dir=output,
         callbacks=[RunProgress(run.pk)],
     )

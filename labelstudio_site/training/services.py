@@ -146,6 +146,16 @@ def _check_preference_export(export: DatasetExport | None) -> None:
         )
     if export.status != ExportStatus.READY:
         raise TrainingError(f"export {export.pk} is {export.status}, not ready")
+    if "covers" not in export.files:
+        raise TrainingError(
+            f"export {export.pk} was made before exports held the covers' embeddings, which the reward model reads: "
+            "export the rounds again"
+        )
+    if export.counts.get("covers", 0) < 2:
+        raise TrainingError(
+            f"export {export.pk} has pairs of {export.counts.get('covers', 0)} cover(s): a reward model that reads "
+            "the cover needs pairs of several covers; label more covers"
+        )
 
 
 def _enqueue(run_id: int) -> None:

@@ -1,6 +1,7 @@
 """An admin exports preferences and launches a reward-model run from the browser; a worker thread trains it (TRL
-RewardTrainer on the tiny BERT twin) while the page polls: the step count reaches the total, the loss and accuracy
-curves are drawn, the log fills, and the registered reward version is linked."""
+RewardTrainer on the cover-aware reward model) while the page polls: the step count reaches the total, the loss and
+accuracy curves are drawn, the log fills, the held-out figures appear with the small-evaluation warning, and the
+registered reward version is linked."""
 
 import re
 import threading
@@ -11,9 +12,8 @@ from django.db import connection
 
 from labelstudio_site.training import tasks
 from labelstudio_site.training.models import RunPoint, TrainingRun
-from rlhf.reward import build_tiny_reward_base
 from tests.browser.test_round_page import CHROMIUM, ROOT, page  # noqa: F401 - page is the fixture of the browser tests
-from tests.training.test_exports import artifacts, build, labeled_round  # noqa: F401 - artifacts is a fixture
+from tests.training.test_exports import artifacts, build, embed_covers, labeled_round  # noqa: F401 - a fixture
 
 pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)"),
@@ -49,9 +49,9 @@ def worker_thread(monkeypatch):
 
 def test_an_admin_launches_a_reward_run_and_watches_it_finish(page, live_server, worker_thread, tmp_path):  # noqa: F811
     expect = sync_api.expect
-    labeled_round({"ann": [2, 1, 0], "bob": [2, 1, 0], "cy": [1, 2, 0]})
+    generation_round = labeled_round({"ann": [2, 1, 0], "bob": [2, 1, 0], "cy": [1, 2, 0]})
+    embed_covers({cover.pk: "tiny-clip:clip:seed0" for cover in generation_round.covers.all()})
     export = build()
-    base = build_tiny_reward_base(tmp_path / "tiny-bert")
     get_user_model().objects.create_user("boss", password="boss-pass-123", is_staff=True)
 
     page.goto(f"{live_server.url}/studio/admin/training/launch/reward/")
@@ -60,7 +60,6 @@ def test_an_admin_launches_a_reward_run_and_watches_it_finish(page, live_server,
     page.click("button:has-text('Sign in')")
     page.fill("#id_name", "rm-browser")
     page.select_option("#id_dataset_export", str(export.pk))
-    page.fill("#id_option_base_model", str(base))
     page.fill("#id_option_num_train_epochs", "3")
     page.fill("#id_option_per_device_train_batch_size", "2")
     page.fill("#id_option_eval_fraction", "0.5")
@@ -85,6 +84,11 @@ def test_an_admin_launches_a_reward_run_and_watches_it_finish(page, live_server,
         expect(curve).to_have_count(1)
         points = RunPoint.objects.filter(run=run, values__has_key=metric).count()
         assert len(curve.get_attribute("points").split()) == points
-    expect(page.locator("#run-log")).to_contain_text("held-out")
+    expect(page.locator("#run-log")).to_contain_text("held-out pair accuracy")
+    # The held-out figures: overall with its interval, per cover group, and the warning that one cover means little.
+    table = page.locator("#reward-evaluation")
+    expect(table.locator("tr.overall")).to_contain_text("All held-out pairs")
+    expect(table.locator("tr.group")).to_have_count(1)
+    expect(page.locator("#evaluation-warning")).to_contain_text("only 9 held-out pair(s) of 1 cover(s)")
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)

