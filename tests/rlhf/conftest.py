@@ -1,10 +1,11 @@
 """Shared fixtures of the learning tests that drive the whole studio: catalog, index, media and tasks in-process."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from rest_framework.authtoken.models import Token
@@ -22,6 +23,16 @@ from tests.conftest import ROOT
 
 # 1 s clips from the tiny MusicGen: 0.14 s per batch of 8 (the synth renderer takes 0.5 s at any length).
 RENDER = {"renderer": "musicgen", "duration_s": 1.0}
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    # Tiny models on a shared 2-core machine: intra-op threads only contend with the live server and whatever else
+    # runs (a reward run of 3,400 pairs took 193 s with two threads next to another job, 25 s alone on one).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ from rlhf.preferences import SimCover, brightness_energy, mean_luminance
 from rlhf.reward import RewardScorer, load_preference_rows, read_cover_embeddings, split_by_cover
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("one_torch_thread")]
 
 # Covers no model has seen: the fixture generator's covers for another seed (not in the catalog or its index).
 COVER_SEED, ALBUMS_PER_GENRE = 11, 20
@@ -85,16 +85,6 @@ REWARD_RUN = {"eval_fraction": 0.25, "seed": 0}
 RL_RUN = {"max_steps": 12, "group_size": 16, "per_device_train_batch_size": 64, "learning_rate": 1e-2, "seed": 0}
 EVALUATION_SEEDS = (101, 102, 103)
 EVALUATION_VARIANTS = 8
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    # Tiny models on a shared 2-core machine: intra-op threads only contend with the live server and whatever else
-    # CI runs.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def fresh_covers(folder: Path) -> list[Path]:

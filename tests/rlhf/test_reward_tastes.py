@@ -45,7 +45,7 @@ from rlhf.preferences import COVER_SWITCHES
 from rlhf.reward import RewardScorer, load_preference_rows, read_cover_embeddings, read_reward_metadata
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("one_torch_thread")]
 
 # Restyled covers of a seed no other test, the catalog or its index uses: 280 covers, over 110 on each side of
 # every built-in taste's switch.
