@@ -36,7 +36,7 @@ def one_torch_thread() -> Iterator[None]:
 
 
 @pytest.fixture
-def studio(settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def studio(request: pytest.FixtureRequest, settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Private media, index and artifact folders; the fixture catalog imported and indexed as ``bin/demo`` does.
 
     Tasks run in this process, called by the test, instead of going to a broker.
@@ -51,7 +51,9 @@ def studio(settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # get_or_create: a transactional test earlier in the run flushes the group its data migration made.
     Group.objects.get_or_create(name=LABELERS_GROUP)
     catalog_import(directory=ROOT / "fixtures" / "musicoset")
-    catalog_index_build(profile="tiny", embedder=None, out_dir=settings.ALBUMGEN_INDEX_DIR / "tiny")
+    # The profile a test module names (PROFILE), tiny by default.
+    profile = getattr(request.module, "PROFILE", "tiny")
+    catalog_index_build(profile=profile, embedder=None, out_dir=settings.ALBUMGEN_INDEX_DIR / profile)
     return tmp_path
 
 
