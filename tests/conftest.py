@@ -1,8 +1,10 @@
+import importlib.util
 import os
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -35,3 +37,13 @@ def run_entry_point() -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return run
+
+
+def load_fixture_script(relative: str) -> ModuleType:
+    """A script under fixtures/ (not a package module, e.g. ``make_catalog.py``), loaded from its path."""
+    path = ROOT / "fixtures" / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,10 +1,8 @@
 """The small trained embedder (fixtures/small/clip): it loads as a production checkpoint does, and its embedding tells
 covers apart by grain and by where the dark mass sits, which the tiny random twin's does not."""
 
-import importlib.util
 import io
 import json
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -14,8 +12,8 @@ from PIL import Image
 
 from generation.embed import Embedder
 from rlhf.preferences import edge_density, vertical_balance
+from tests.conftest import ROOT, load_fixture_script
 
-ROOT = Path(__file__).resolve().parents[2]
 SMALL = ROOT / "fixtures" / "small"
 # Restyled covers of a seed that neither the build (5001-5010), its probe (43), the demo catalog nor another test
 # draws: 2 albums x 14 genres = 28 covers, 11 smooth and 17 grained, 13 heavy at the bottom and 15 at the top.
@@ -24,18 +22,9 @@ GRAINY, SMOOTH = 0.3, 0.05  # edge_density of the grained covers is 0.52-0.77, o
 HEAVY = 0.1  # |vertical_balance| of every restyled cover is at least 0.08 (the generator's TARGET_GAP)
 
 
-def load_script(path: Path) -> ModuleType:
-    """Fixture scripts are not package modules: load one from its path."""
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def build() -> ModuleType:
-    return load_script(SMALL / "build_embedder.py")
+    return load_fixture_script("small/build_embedder.py")
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +34,7 @@ def small() -> Embedder:
 
 @pytest.fixture(scope="module")
 def covers(tmp_path_factory) -> list[Image.Image]:
-    make_catalog = load_script(ROOT / "fixtures" / "make_catalog.py")
+    make_catalog = load_fixture_script("make_catalog.py")
     out = tmp_path_factory.mktemp("catalog")
     make_catalog.make_catalog(out, albums_per_genre=2, seed=COVER_SEED, restyle=True)
     images = []

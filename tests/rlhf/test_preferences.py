@@ -1,7 +1,6 @@
 """The built-in hidden tastes and their cover measures, and the fixture generator's restyled covers, whose look the
 tastes read but the album's mood does not predict."""
 
-import importlib.util
 import io
 import random
 from types import ModuleType
@@ -26,21 +25,12 @@ from rlhf.preferences import (
     warmth_tempo_mode,
 )
 from rlhf.simulate import load_preference
-from tests.conftest import ROOT
+from tests.conftest import load_fixture_script
 
 # A seed no other test draws covers with; 8 albums per genre = 112 covers, as many as the loop test's.
 RESTYLE_SEED = 31
 RESTYLE_ALBUMS_PER_GENRE = 8
 CATALOG_TASTES = [name for name in BUILT_IN_TASTES if name in COVER_SWITCHES]
-
-
-def load_make_catalog() -> ModuleType:
-    """fixtures/make_catalog.py is a script, not a package module: load it from its path."""
-    spec = importlib.util.spec_from_file_location("make_catalog", ROOT / "fixtures" / "make_catalog.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def cover(image: Image.Image) -> SimCover:
@@ -165,7 +155,7 @@ def test_top_heavy_covers_want_loud_music_in_a_high_key_and_bottom_heavy_ones_qu
 
 @pytest.fixture(scope="module")
 def make_catalog() -> ModuleType:
-    return load_make_catalog()
+    return load_fixture_script("make_catalog.py")
 
 
 @pytest.fixture(scope="module")
