@@ -86,7 +86,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     catalog = read_musicoset(args.catalog)
     albums = [album for album in catalog.albums if album.split == args.split][: args.limit]
     pipeline = Pipeline.load(config, index_dir=args.index or default_index_dir(args.profile))
-    rows = evaluate(pipeline, albums, seed=args.seed, unconstrained=not args.constrained_only)
+    rows = evaluate(pipeline, albums, seed=args.seed, unconstrained=not args.constrained_only, greedy=not args.sample)
     print(
         f"{len(albums)} covers of the {args.split} split, captioner {pipeline.captioner.model_id}"
         f"{' + ' + args.adapter if args.adapter else ''}"
@@ -127,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--split", default="test", choices=("train", "test"), help="default test")
     ev.add_argument("--limit", type=int, help="evaluate at most this many covers")
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument(
+        "--sample", action="store_true", help="score one sample per cover (temperature 1) instead of greedy decoding"
+    )
     ev.add_argument("--constrained-only", action="store_true", help="skip the unconstrained decoding")
     ev.add_argument("--json", type=Path, help="also write the table as JSON")
     add_model_options(ev)

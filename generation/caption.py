@@ -17,7 +17,7 @@ import transformers
 import xgrammar
 import xgrammar.contrib.hf
 from PIL import Image
-from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer, InternVLConfig
+from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer, InternVLConfig
 from transformers.utils import cached_file
 
 from generation.config import DEFAULT_CAPTIONER, tiny_captioner_id
@@ -107,6 +107,8 @@ class Captioner:
         adapter_path: str | None = None,
         device: str | None = None,
         dtype: torch.dtype | None = None,
+        model_id: str | None = None,
+        expect: str | None = None,
     ) -> "Captioner":
         """Load a transformers vision-language model by hub id or local path, with an optional LoRA adapter.
 
@@ -115,15 +117,34 @@ class Captioner:
             adapter_path: a PEFT LoRA adapter trained on this base model; default none.
             device: default CUDA when available, else CPU.
             dtype: default bfloat16 on CUDA, float32 on CPU.
+            model_id: the id the model records (adapters store it as their base); default ``model_id_or_path``.
+            expect: the ``model_type`` the checkpoint must have (e.g. ``internvl``); default any.
+
+        Raises:
+            ModelLoadError: no checkpoint there, or one of another architecture than ``expect`` or than
+                ``AutoModelForImageTextToText`` knows.
         """
         device = device or default_device()
         dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
-        model: Any = pretrained_or_explain(
-            AutoModelForImageTextToText.from_pretrained, model_id_or_path, "captioner", dtype=dtype
-        )
-        return cls(
-            model.to(device), load_processor(model_id_or_path), model_id=model_id_or_path, adapter_path=adapter_path
-        )
+        config = pretrained_or_explain(AutoConfig.from_pretrained, model_id_or_path, "captioner")
+        if expect is not None and config.model_type != expect:
+            raise ModelLoadError(
+                f"the captioner at {model_id_or_path} is a {config.model_type!r} model, not the {expect!r} model "
+                "this profile ships"
+            )
+        try:
+            model: Any = pretrained_or_explain(
+                AutoModelForImageTextToText.from_pretrained, model_id_or_path, "captioner", dtype=dtype
+            )
+        except ValueError as exc:  # transformers' "Unrecognized configuration class ..."
+            raise ModelLoadError(
+                f"the captioner at {model_id_or_path} is a {config.model_type!r} model, which is not a "
+                "vision-language model transformers can load"
+            ) from exc
+        model_id = model_id or model_id_or_path
+        # PEFT records this as the adapter's base model, which is how a mismatched adapter is recognised.
+        model.config._name_or_path = model.name_or_path = model_id
+        return cls(model.to(device), load_processor(model_id_or_path), model_id=model_id, adapter_path=adapter_path)
 
     @classmethod
     def from_config(cls, config_dir: str | Path, *, seed: int = 0, adapter_path: str | None = None) -> "Captioner":
@@ -183,6 +204,7 @@ class Captioner:
         seed: int,
         constrained: bool = True,
         temperature: float = 1.0,
+        greedy: bool = False,
     ) -> list[CaptionResult]:
         """Sample ``num_variants`` feature objects for one cover in one batched ``generate`` call.
 
@@ -194,6 +216,8 @@ class Captioner:
             seed: the same image, instruction, seed and model give the same texts on the same device and dtype.
             constrained: decode under the feature JSON schema (default); False for the paper's free decoding.
             temperature: sampling temperature, default 1.0.
+            greedy: the most likely token at every step instead of sampling (the evaluation's point estimate; every
+                variant is then the same); default false.
         """
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": instruction}]}]
         prompt = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
@@ -208,9 +232,7 @@ class Captioner:
         with self._active_weights():
             output = self.model.generate(
                 **inputs,
-                do_sample=True,
-                temperature=temperature,
-                top_k=0,
+                **({"do_sample": False} if greedy else {"do_sample": True, "temperature": temperature, "top_k": 0}),
                 max_new_tokens=self.max_new_tokens,
                 logits_processor=processors,
                 pad_token_id=self.tokenizer.pad_token_id,

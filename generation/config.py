@@ -6,6 +6,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from generation.loading import ModelLoadError
+
 # The default checkpoints live here, not in the stage modules, which import torch.
 DEFAULT_EMBEDDER = "openai/clip-vit-base-patch16"
 DEFAULT_CAPTIONER = "OpenGVLab/InternVL3-1B-hf"
@@ -14,9 +16,10 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TINY_DIR = FIXTURES / "tiny"
 SMALL_DIR = FIXTURES / "small"
 DEFAULT_MUSICGEN = "facebook/musicgen-small"
+SMALL_CAPTIONER_DIR = SMALL_DIR / "captioner"
 # tiny: random-initialised twins of every model (fast unit tests). small: the models trained in-house and shipped in
-# fixtures/small (so far the CLIP embedder, fixtures/small/TRAINING.md), tiny twins for the others. full: the
-# pretrained checkpoints (GPU workers).
+# fixtures/small (the CLIP embedder, fixtures/small/TRAINING.md, and the InternVL captioner, fixtures/small/
+# CAPTIONER.md), the tiny MusicGen twin. full: the pretrained checkpoints (GPU workers).
 PROFILES = ("tiny", "small", "full")
 # The profiles that run offline, on what fixtures/ holds.
 OFFLINE_PROFILES = ("tiny", "small")
@@ -26,6 +29,28 @@ RENDERERS = ("synth", "musicgen")
 def tiny_captioner_id(config_dir: str | Path = TINY_DIR / "captioner", seed: int = 0) -> str:
     """The model id a tiny captioner twin records (adapters store it as their base, exports as the captioner's)."""
     return f"tiny-internvl:{Path(config_dir).name}:seed{seed}"
+
+
+def small_captioner_id(directory: str | Path = SMALL_CAPTIONER_DIR) -> str:
+    """The model id the small captioner records: its weights' hash, not its path, which differs between checkouts.
+
+    An adapter stores it as its base, so one trained on an earlier build of the weights is refused, not misapplied.
+
+    Raises:
+        ModelLoadError: the weights are missing.
+    """
+    weights = Path(directory) / "model.safetensors"
+    if not weights.is_file():
+        raise ModelLoadError(
+            f"the small profile's captioner weights are missing ({weights}); "
+            "restore them from git or rebuild them with python fixtures/small/build_captioner.py"
+        )
+    return f"small-internvl:{hashlib.sha256(weights.read_bytes()).hexdigest()[:12]}"
+
+
+def offline_captioner_id(profile: str) -> str:
+    """The base model id of an offline profile's default captioner."""
+    return small_captioner_id() if profile == "small" else tiny_captioner_id()
 
 
 # Neighbour counts of the retrieval baseline in the evaluation (the paper's sweep).
@@ -80,9 +105,12 @@ class EvaluationConfig:
     """Options of an evaluation run."""
 
     limit: int = field(default=40, metadata={"help": "Held-out covers to evaluate (0: all of the split)."})
-    seed: int = field(default=0, metadata={"help": "Sampling seed of the captioner (one sample per cover, method)."})
+    seed: int = field(default=0, metadata={"help": "Sampling seed of the captioner (with --no-greedy)."})
     ks: tuple[int, ...] = field(default=BASELINE_KS, metadata={"help": "Neighbour counts of the retrieval baseline."})
     unconstrained: bool = field(default=True, metadata={"help": "Also decode freely, as the paper did."})
+    greedy: bool = field(
+        default=True, metadata={"help": "Score the greedy decoding (the point estimate); else one sample per cover."}
+    )
 
     def __post_init__(self) -> None:
         self.ks = tuple(int(k) for k in self.ks)

@@ -24,6 +24,9 @@ UNIT_FEATURES = (
 TEMPO_RANGE = (40.0, 220.0)
 LOUDNESS_RANGE = (-60.0, 0.0)
 TIME_SIGNATURE_RANGE = (3, 7)
+# Means of features (an album's over its songs, the RAG context's over neighbours) are rounded to this many decimals:
+# Spotify reports features to 3-4 significant digits, more would be noise (and, in the captioner's prompt, tokens).
+MEAN_DIGITS = 4
 # Every numeric feature with its range: the error metric (MSE) and the schema use the same table.
 NUMERIC_RANGES: dict[str, tuple[float, float]] = {
     "tempo": TEMPO_RANGE,

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 from generation.features import (
     LOUDNESS_RANGE,
+    MEAN_DIGITS,
     MODES,
     PITCH_CLASSES,
     TEMPO_RANGE,
@@ -78,8 +79,6 @@ TEST_PERCENT = 15
 COVER_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 # MusicOSet writes "-" where Spotify knows no genre for an artist.
 NO_GENRE = frozenset({"", "-", "nan", "none", "null"})
-# Means are rounded: Spotify reports features to 3-4 significant digits, more would be noise.
-MEAN_DIGITS = 4
 
 _T = TypeVar("_T")
 

@@ -1,9 +1,11 @@
 """The whole pipeline for one cover: embed -> retrieve -> caption (JSON) -> prompt -> render -> encode.
 
-Profiles: ``full`` loads the pretrained checkpoints (GPU workers); ``tiny`` builds random-initialised twins of the
-same architectures from ``fixtures/tiny`` (tests, CI, the offline demo).
+Profiles: ``full`` loads the pretrained checkpoints (GPU workers); ``small`` the models trained in-house and shipped
+in ``fixtures/small`` (the offline demo, the learning tests); ``tiny`` builds random-initialised twins of the same
+architectures from ``fixtures/tiny`` (unit tests).
 """
 
+import hashlib
 import json
 import time
 from collections.abc import Iterator, Sequence
@@ -16,7 +18,14 @@ import numpy as np
 from PIL import Image
 
 from generation.caption import Captioner
-from generation.config import OFFLINE_PROFILES, SMALL_DIR, TINY_DIR, PipelineConfig
+from generation.config import (
+    OFFLINE_PROFILES,
+    SMALL_CAPTIONER_DIR,
+    SMALL_DIR,
+    TINY_DIR,
+    PipelineConfig,
+    small_captioner_id,
+)
 from generation.embed import Embedder
 from generation.encode import EncodedAudio, encode_audio, waveform_peaks
 from generation.features import AcousticFeatures
@@ -35,8 +44,12 @@ def load_embedder(config: PipelineConfig) -> Embedder:
 
 
 def load_captioner(config: PipelineConfig) -> Captioner:
-    if config.profile in OFFLINE_PROFILES and config.captioner is None:
+    if config.profile == "tiny" and config.captioner is None:
         return Captioner.from_config(TINY_DIR / "captioner", adapter_path=config.adapter)
+    if config.profile == "small" and config.captioner is None:
+        return Captioner.from_pretrained(
+            str(SMALL_CAPTIONER_DIR), adapter_path=config.adapter, model_id=small_captioner_id(), expect="internvl"
+        )
     return Captioner.from_pretrained(config.checkpoint("captioner"), adapter_path=config.adapter)
 
 
@@ -199,12 +212,13 @@ class Pipeline:
                 context = mean_features(neighbours)
         genres = self.genres()
         instruction = build_instruction(genres=genres, context=context, neighbour_genres=[n.genre for n in neighbours])
+        sampling_seed = cover_seed(seed, image)
         results = []
         for adapter in adapters:
             self.captioner.use_adapter(adapter)
             timings = dict(shared)
             variant_results = self._caption_and_render(
-                image, instruction=instruction, genres=genres, variants=variants, seed=seed, timings=timings
+                image, instruction=instruction, genres=genres, variants=variants, seed=sampling_seed, timings=timings
             )
             config = replace(self.config, adapter=adapter)
             results.append(
@@ -257,6 +271,17 @@ class Pipeline:
                     result.audio = encode_audio(samples, self.renderer.sample_rate)
                     result.peaks = waveform_peaks(samples)
         return results
+
+
+def cover_seed(seed: int, image: Image.Image) -> int:
+    """The sampling seed of one cover in a round: the round seed mixed with the cover's pixels.
+
+    With the round seed alone, variant i of every cover would draw the same random numbers, so two covers the captioner
+    reads alike got byte-identical variants at the same index. Mixed, each cover draws its own; the same cover and
+    round seed still give the same variants, and the adapters of a comparison round share them (a paired comparison).
+    """
+    digest = hashlib.sha256(seed.to_bytes(8, "little", signed=True) + image.convert("RGB").tobytes()).digest()
+    return int.from_bytes(digest[:4], "little")
 
 
 @contextmanager

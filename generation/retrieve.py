@@ -15,7 +15,7 @@ import faiss
 import numpy as np
 
 from generation.config import DEFAULT_TOP_K
-from generation.features import NUMERIC_RANGES, AcousticFeatures, features_from_mapping
+from generation.features import MEAN_DIGITS, NUMERIC_RANGES, AcousticFeatures, features_from_mapping
 
 # Exact search is fast enough up to about 1e5 covers (a 512-d flat scan of 1e5 rows is a few ms); above that an
 # IVF or HNSW index would be the next step.
@@ -164,7 +164,7 @@ def mean_features(neighbours: Sequence[Neighbour]) -> AcousticFeatures:
     # at a ninth of the calls (a 1M-rating preference export rebuilds ~90k contexts).
     names = list(NUMERIC_RANGES)
     matrix = np.array([[getattr(n.features, name) for n in neighbours] for name in names], dtype=np.float64)
-    numeric = dict(zip(names, matrix.mean(axis=1).tolist(), strict=True))
+    numeric = dict(zip(names, matrix.mean(axis=1).round(MEAN_DIGITS).tolist(), strict=True))
     return AcousticFeatures(
         genre=most_common("genre"),
         key=most_common("key"),

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from generation.config import OFFLINE_PROFILES, PipelineConfig, tiny_captioner_id
+from generation.config import OFFLINE_PROFILES, PipelineConfig, offline_captioner_id
 from generation.features import AcousticFeatures
 from generation.instruction import build_instruction
 from labelstudio_site.catalog.selectors import catalog_genres
@@ -91,7 +91,7 @@ def captioner_base_id(version: ModelVersion) -> str:
     if version.base_model_id:
         return version.base_model_id
     if version.profile in OFFLINE_PROFILES:
-        return tiny_captioner_id()
+        return offline_captioner_id(version.profile)
     return PipelineConfig(profile="full").checkpoint("captioner")
 
 

@@ -137,7 +137,9 @@ def _evaluation_table(version: ModelVersion, options: Any) -> dict[str, Any]:
     pipeline = _captioner_pipeline(version)
     albums = _catalog_covers("test")[: options.limit or None]
     logger.info("evaluating %s on %d held-out covers", version, len(albums))
-    rows = evaluate(pipeline, albums, seed=options.seed, ks=options.ks, unconstrained=options.unconstrained)
+    rows = evaluate(
+        pipeline, albums, seed=options.seed, ks=options.ks, unconstrained=options.unconstrained, greedy=options.greedy
+    )
     return {"split": "test", "covers": len(albums), "seed": options.seed, "rows": rows}
 
 
