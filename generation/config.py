@@ -17,12 +17,15 @@ TINY_DIR = FIXTURES / "tiny"
 SMALL_DIR = FIXTURES / "small"
 DEFAULT_MUSICGEN = "facebook/musicgen-small"
 SMALL_CAPTIONER_DIR = SMALL_DIR / "captioner"
-# tiny: random-initialised twins of every model (fast unit tests). small: the models trained in-house and shipped in
-# fixtures/small (the CLIP embedder, fixtures/small/TRAINING.md, and the InternVL captioner, fixtures/small/
-# CAPTIONER.md), the tiny MusicGen twin. full: the pretrained checkpoints (GPU workers).
-PROFILES = ("tiny", "small", "full")
+# tiny: random-initialised twins of every model (fast unit tests). trained: the models trained in-house and shipped in
+# fixtures/small (the CLIP embedder, fixtures/small/TRAINING.md; the InternVL captioner, fixtures/small/CAPTIONER.md)
+# and the tiny MusicGen twin (the demo). small: the trained CLIP embedder with the tiny twins of the others (the reward
+# model's taste proof, whose variants come from the random captioner). full: the pretrained checkpoints (GPU workers).
+PROFILES = ("tiny", "small", "trained", "full")
 # The profiles that run offline, on what fixtures/ holds.
-OFFLINE_PROFILES = ("tiny", "small")
+OFFLINE_PROFILES = ("tiny", "small", "trained")
+# The offline profiles that embed with the trained CLIP (fixtures/small/clip).
+TRAINED_EMBEDDER_PROFILES = ("small", "trained")
 RENDERERS = ("synth", "musicgen")
 
 
@@ -50,7 +53,7 @@ def small_captioner_id(directory: str | Path = SMALL_CAPTIONER_DIR) -> str:
 
 def offline_captioner_id(profile: str) -> str:
     """The base model id of an offline profile's default captioner."""
-    return small_captioner_id() if profile == "small" else tiny_captioner_id()
+    return small_captioner_id() if profile == "trained" else tiny_captioner_id()
 
 
 # Neighbour counts of the retrieval baseline in the evaluation (the paper's sweep).

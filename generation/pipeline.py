@@ -1,8 +1,8 @@
 """The whole pipeline for one cover: embed -> retrieve -> caption (JSON) -> prompt -> render -> encode.
 
-Profiles: ``full`` loads the pretrained checkpoints (GPU workers); ``small`` the models trained in-house and shipped
-in ``fixtures/small`` (the offline demo, the learning tests); ``tiny`` builds random-initialised twins of the same
-architectures from ``fixtures/tiny`` (unit tests).
+Profiles: ``full`` loads the pretrained checkpoints (GPU workers); ``trained`` the models trained in-house and shipped
+in ``fixtures/small`` (the offline demo); ``small`` only their CLIP embedder; ``tiny`` builds random-initialised twins
+of the same architectures from ``fixtures/tiny`` (unit tests).
 """
 
 import hashlib
@@ -23,6 +23,7 @@ from generation.config import (
     SMALL_CAPTIONER_DIR,
     SMALL_DIR,
     TINY_DIR,
+    TRAINED_EMBEDDER_PROFILES,
     PipelineConfig,
     small_captioner_id,
 )
@@ -38,18 +39,18 @@ from generation.retrieve import Neighbour, RetrievalIndex, mean_features
 def load_embedder(config: PipelineConfig) -> Embedder:
     if config.profile == "tiny" and config.embedder is None:
         return Embedder.from_config(TINY_DIR / "clip")
-    if config.profile == "small" and config.embedder is None:
+    if config.profile in TRAINED_EMBEDDER_PROFILES and config.embedder is None:
         return Embedder.from_pretrained(str(SMALL_DIR / "clip"))
     return Embedder.from_pretrained(config.checkpoint("embedder"))
 
 
 def load_captioner(config: PipelineConfig) -> Captioner:
-    if config.profile == "tiny" and config.captioner is None:
-        return Captioner.from_config(TINY_DIR / "captioner", adapter_path=config.adapter)
-    if config.profile == "small" and config.captioner is None:
+    if config.profile == "trained" and config.captioner is None:
         return Captioner.from_pretrained(
             str(SMALL_CAPTIONER_DIR), adapter_path=config.adapter, model_id=small_captioner_id(), expect="internvl"
         )
+    if config.profile in OFFLINE_PROFILES and config.captioner is None:
+        return Captioner.from_config(TINY_DIR / "captioner", adapter_path=config.adapter)
     return Captioner.from_pretrained(config.checkpoint("captioner"), adapter_path=config.adapter)
 
 
