@@ -12,7 +12,7 @@ from typing import Any
 class RewardTrainingConfig:
     """How to train the cover-aware reward model (``rlhf.reward.train_reward_model``, format ``albumgen-reward-v2``).
 
-    The model is small (a few thousand weights over the cover's CLIP embedding and the variant's features), so the
+    The model is small (a few hundred weights over the cover's CLIP embedding and the variant's features), so the
     defaults train a few hundred pairs in seconds on 2 CPU cores; the figures that chose them are in the README's
     architecture section.
     """
@@ -24,8 +24,13 @@ class RewardTrainingConfig:
             "number of training covers less one). Few covers cannot pin down 512 directions; 16 keep what varies."
         },
     )
-    hidden_size: int = field(default=32, metadata={"help": "Width of the cover and feature towers and of the fusion."})
-    dropout: float = field(default=0.1, metadata={"help": "Dropout in the towers and the fusion, 0 to <1."})
+    taste_rank: int = field(
+        default=2,
+        metadata={
+            "help": "Dimensions of the taste space in which the cover weighs the features: 1 is one cover-dependent "
+            "direction of taste (bright covers want X, dark ones the opposite), 2 leaves room for two."
+        },
+    )
     learning_rate: float = field(default=3e-3, metadata={"help": "Peak AdamW learning rate (linear decay)."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
     num_train_epochs: float = field(default=30.0, metadata={"help": "Passes over the training pairs."})
@@ -52,10 +57,8 @@ class RewardTrainingConfig:
     def __post_init__(self) -> None:
         if self.cover_components < 1:
             raise ValueError(f"cover_components must be at least 1, got {self.cover_components}")
-        if self.hidden_size < 1:
-            raise ValueError(f"hidden_size must be at least 1, got {self.hidden_size}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.taste_rank < 1:
+            raise ValueError(f"taste_rank must be at least 1, got {self.taste_rank}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if self.weight_decay < 0:

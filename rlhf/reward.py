@@ -11,9 +11,10 @@ One score is a function of two inputs:
   "other" slot), standardised on the training variants. Two different outputs never score alike because they share
   prompt-word buckets, which the v1 text format did.
 
-``CoverRewardModel`` (a transformers ``PreTrainedModel``) has a cover tower and a feature tower (one layer each) and a
-fusion MLP over ``[features, cover * features, cover]``: the product term is what lets the taste depend on the cover
-(within one cover's pairs any term of the cover alone cancels). It is trained by TRL's ``RewardTrainer`` with its own
+``CoverRewardModel`` (a transformers ``PreTrainedModel``) is a low-rank bilinear model: the cover and the variant are
+each mapped into a small taste space and the score is their dot product plus a taste all covers share, so the cover
+decides how much each feature counts and in which direction (its docstring has the formula; the README's architecture
+section the measurements that chose it over an MLP fusion). It is trained by TRL's ``RewardTrainer`` with its own
 collator (``RewardPairCollator``); the held-out evaluation is ``rlhf.reward_evaluation``.
 
 The checkpoint is a folder: the model (``config.json``, safetensors), the feature encoder
@@ -155,7 +156,8 @@ class FeatureEncoder:
 
 
 class CoverRewardConfig(PretrainedConfig):
-    """Sizes of ``CoverRewardModel``; ``cover_dim`` is the embedder's, ``feature_dim`` the encoder's."""
+    """Sizes of ``CoverRewardModel``: ``cover_dim`` is the embedder's, ``feature_dim`` the encoder's, of which the first
+    ``numeric_features`` are numeric (tempo, loudness, the 0-1 features) and the rest one-hots."""
 
     model_type = "albumgen-cover-reward"
 
@@ -164,8 +166,8 @@ class CoverRewardConfig(PretrainedConfig):
         cover_dim: int = 512,
         cover_components: int = 16,
         feature_dim: int = 32,
-        hidden_size: int = 32,
-        dropout: float = 0.1,
+        numeric_features: int = len(NUMERIC_RANGES),
+        taste_rank: int = 2,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("num_labels", 1)
@@ -173,15 +175,25 @@ class CoverRewardConfig(PretrainedConfig):
         self.cover_dim = cover_dim
         self.cover_components = cover_components
         self.feature_dim = feature_dim
-        self.hidden_size = hidden_size
-        self.dropout = dropout
+        self.numeric_features = numeric_features
+        self.taste_rank = taste_rank
+
+
+# Centres, in standard units of the training variants, of the bumps each numeric feature is also read through: a
+# taste that peaks inside a feature's range (tempo near 120 BPM, not faster is better) is then linear in the inputs.
+BUMP_CENTRES = (-1.5, 0.0, 1.5)
 
 
 class CoverRewardModel(PreTrainedModel):
     """Scores (cover embedding, encoded features) inputs; ``forward`` returns ``logits`` of shape (batch, 1).
 
-    The input normalisation (the covers' mean and principal components, the features' mean and scale) is fitted on
-    the training data by ``fit_normalisation`` and saved with the weights as buffers.
+    ``score = (U c) . (V v) + w . v + b``: ``c`` the cover on its principal components, ``v`` the variant's standardised
+    features with a few bumps of each numeric one (``BUMP_CENTRES``). ``U c`` places the cover in a ``taste_rank``-d
+    taste space and ``V v`` the variant in the same space, so how much each feature counts, and in which direction,
+    depends on the cover; ``w . v`` is the taste every cover shares. Within one cover's pairs a term of the cover alone
+    cancels, so nothing else is needed. The input normalisation (the covers' mean and principal components, the
+    features' mean and scale) is fitted on the training data by ``fit_normalisation`` and saved with the weights as
+    buffers.
     """
 
     config_class = CoverRewardConfig
@@ -192,22 +204,25 @@ class CoverRewardModel(PreTrainedModel):
     cover_scale: torch.Tensor
     feature_mean: torch.Tensor
     feature_scale: torch.Tensor
+    bump_centres: torch.Tensor
 
     def __init__(self, config: CoverRewardConfig) -> None:
         super().__init__(config)
-        components, width, drop = config.cover_components, config.hidden_size, config.dropout
         self.register_buffer("cover_mean", torch.zeros(config.cover_dim))
-        self.register_buffer("cover_basis", torch.zeros(components, config.cover_dim))
-        self.register_buffer("cover_scale", torch.ones(components))
+        self.register_buffer("cover_basis", torch.zeros(config.cover_components, config.cover_dim))
+        self.register_buffer("cover_scale", torch.ones(config.cover_components))
         self.register_buffer("feature_mean", torch.zeros(config.feature_dim))
         self.register_buffer("feature_scale", torch.ones(config.feature_dim))
-        self.cover_tower = nn.Sequential(nn.Linear(components, width), nn.GELU(), nn.Dropout(drop))
-        self.feature_tower = nn.Sequential(nn.Linear(config.feature_dim, width), nn.GELU(), nn.Dropout(drop))
-        self.head = nn.Sequential(nn.Linear(3 * width, width), nn.GELU(), nn.Dropout(drop), nn.Linear(width, 1))
+        self.register_buffer("bump_centres", torch.tensor(BUMP_CENTRES))
+        variant_dim = config.feature_dim + config.numeric_features * len(BUMP_CENTRES)
+        self.cover_taste = nn.Linear(config.cover_components, config.taste_rank)
+        self.variant_taste = nn.Linear(variant_dim, config.taste_rank, bias=False)
+        self.shared_taste = nn.Linear(variant_dim, 1)
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
-        # PyTorch's own Linear init: the library default (normal, std 0.02) leaves a net this small nearly flat.
+        # PyTorch's own Linear init: the library default (normal, std 0.02) starts the product term near 0, where its
+        # gradient is near 0 too.
         if isinstance(module, nn.Linear):
             module.reset_parameters()
 
@@ -256,9 +271,11 @@ class CoverRewardModel(PreTrainedModel):
                 the mask and turns the cache off); unused.
         """
         cover = ((cover_embeds - self.cover_mean) @ self.cover_basis.T) / self.cover_scale
-        variant = (features - self.feature_mean) / self.feature_scale
-        cover_h, variant_h = self.cover_tower(cover), self.feature_tower(variant)
-        return SequenceClassifierOutput(logits=self.head(torch.cat([variant_h, cover_h * variant_h, cover_h], -1)))
+        standard = (features - self.feature_mean) / self.feature_scale
+        numeric = standard[:, : self.config.numeric_features, None]
+        variant = torch.cat([standard, torch.exp(-((numeric - self.bump_centres) ** 2)).flatten(1)], -1)
+        taste = (self.cover_taste(cover) * self.variant_taste(variant)).sum(-1, keepdim=True)
+        return SequenceClassifierOutput(logits=taste + self.shared_taste(variant))
 
 
 @dataclass
@@ -507,8 +524,7 @@ def build_reward_model(config: RewardTrainingConfig, *, cover_dim: int, encoder:
         cover_dim=cover_dim,
         cover_components=config.cover_components,
         feature_dim=encoder.dimension,
-        hidden_size=config.hidden_size,
-        dropout=config.dropout,
+        taste_rank=config.taste_rank,
     )
     return CoverRewardModel(model_config)
 
@@ -655,8 +671,6 @@ def _trainer_args(config: RewardTrainingConfig, workspace: str) -> RewardConfig:
         seed=config.seed,
         # The inputs are fixed-size vectors: nothing to truncate or filter by length.
         max_length=None,
-        # The model's own dropout regularises it; TRL switches dropout off by default.
-        disable_dropout=False,
         # The collator's columns are not the forward's argument names; TRL must hand the rows over as they are.
         remove_unused_columns=False,
         logging_steps=1,
@@ -666,7 +680,7 @@ def _trainer_args(config: RewardTrainingConfig, workspace: str) -> RewardConfig:
         disable_tqdm=True,
         # TRL turns it on by default; a network this small keeps every activation.
         activation_checkpointing=False,
-        # A model of a few thousand weights: half precision would save nothing and round the rewards.
+        # A model of a few hundred weights: half precision would save nothing and round the rewards.
         bf16=False,
         use_cpu=not cuda,
         dataloader_num_workers=0,

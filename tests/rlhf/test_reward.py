@@ -157,8 +157,7 @@ def test_config_fields_carry_help_and_parse_as_cli_flags():
     ("changes", "message"),
     [
         ({"cover_components": 0}, "cover_components must be at least 1"),
-        ({"hidden_size": 0}, "hidden_size must be at least 1"),
-        ({"dropout": 1.0}, "dropout must be in"),
+        ({"taste_rank": 0}, "taste_rank must be at least 1"),
         ({"learning_rate": 0.0}, "learning_rate must be positive"),
         ({"weight_decay": -1}, "weight_decay must not be negative"),
         ({"num_train_epochs": 0}, "num_train_epochs must be positive"),
@@ -236,7 +235,7 @@ def test_training_lowers_the_loss_and_learns_the_cover_dependent_taste(trained):
 
 def test_parameters_change_and_the_normalisation_is_fitted(trained):
     begin, end = trained.snapshots.begin, trained.snapshots.end
-    weights = [name for name in begin if "tower" in name or "head" in name]
+    weights = [name for name in begin if "taste" in name]
     assert weights and all(not torch.equal(begin[name], end[name]) for name in weights if name.endswith("weight"))
     # Fitted before training, not trained: the buffers stay as they were fitted.
     assert torch.equal(begin["cover_mean"], end["cover_mean"]) and begin["cover_mean"].abs().sum() > 0
