@@ -62,7 +62,8 @@ _LUMA = np.array([0.299, 0.587, 0.114])
 EDGE_STEP = 0.1
 
 
-def _luma(image: Image.Image) -> np.ndarray:
+def luma_of(image: Image.Image) -> np.ndarray:
+    """Each pixel's luma (ITU-R 601 weights), 0 to 1, as a (height, width) array."""
     return np.asarray(image.convert("RGB"), dtype=np.float64) @ _LUMA / 255.0
 
 
@@ -83,7 +84,7 @@ def edge_density(image: Image.Image) -> float:
     Grain and many small sharp shapes make it high, gradients and blur make it near 0; measured at the image's own
     resolution.
     """
-    luma = _luma(image)
+    luma = luma_of(image)
     if min(luma.shape) < 2:
         return 0.0
     across = np.abs(np.diff(luma, axis=1))[:-1, :]
@@ -97,7 +98,7 @@ def vertical_balance(image: Image.Image) -> float:
     Positive: the upper half is darker, the cover is heavy at the top; negative: heavy at the bottom. The middle row
     of an odd height counts in neither half.
     """
-    luma = _luma(image)
+    luma = luma_of(image)
     half = luma.shape[0] // 2
     if half == 0:
         return 0.0
@@ -159,12 +160,12 @@ def _unit(value: float) -> float:
     return min(max(value, 0.0), 1.0)
 
 
-def _fast(features: dict[str, Any]) -> float:
+def tempo_unit(features: dict[str, Any]) -> float:
     """Tempo on a 0-1 scale: 60 BPM and slower 0, 200 BPM and faster 1 (the catalog's albums lie in 60-200)."""
     return _unit((float(features["tempo"]) - 60.0) / 140.0)
 
 
-def _loud(features: dict[str, Any]) -> float:
+def loudness_unit(features: dict[str, Any]) -> float:
     """Loudness on a 0-1 scale: -40 dB and quieter 0, -5 dB and louder 1 (the catalog's songs lie in -40 to -1)."""
     return _unit((float(features["loudness"]) + 40.0) / 35.0)
 
@@ -212,7 +213,7 @@ def warmth_tempo_mode(cover: SimCover, features: dict[str, Any]) -> float:
     Returns:
         A score from 0 to 1.
     """
-    fast = _fast(features)
+    fast = tempo_unit(features)
     major = 1.0 if features["mode"] == "major" else 0.0
     weight = COVER_SWITCHES["warmth_tempo_mode"].weight(cover.image)
     return _blend(weight, (fast + major) / 2, (2.0 - fast - major) / 2)
@@ -250,7 +251,7 @@ def balance_loudness_key(cover: SimCover, features: dict[str, Any]) -> float:
     Returns:
         A score from 0 to 1.
     """
-    loud = _loud(features)
+    loud = loudness_unit(features)
     high = 1.0 if features["key"] in _HIGH_KEYS else 0.0
     weight = COVER_SWITCHES["balance_loudness_key"].weight(cover.image)
     return _blend(weight, (loud + high) / 2, (2.0 - loud - high) / 2)
