@@ -736,14 +736,25 @@ class RewardScorer:
             device: default CUDA when available, else CPU.
 
         Raises:
-            ModelLoadError: no metadata, another input format, or unreadable weights.
+            ModelLoadError: no metadata, another input format, unreadable weights, or weights of another architecture
+                (an earlier release's model of the same input format, which transformers would fill in at random).
         """
         metadata = read_reward_metadata(path)
         encoder = FeatureEncoder.from_pretrained(path)
         try:
-            model = CoverRewardModel.from_pretrained(str(path))
+            # output_loading_info makes it a (model, info) pair, which transformers' annotation does not say.
+            model, loading = cast(
+                tuple[CoverRewardModel, dict[str, list[str]]],
+                CoverRewardModel.from_pretrained(str(path), output_loading_info=True),
+            )
         except OSError as exc:
             raise ModelLoadError(f"cannot load the reward model weights in {path}: {exc}") from exc
+        if loading["missing_keys"] or loading["unexpected_keys"]:
+            raise ModelLoadError(
+                f"the reward checkpoint {path} holds the weights of another reward model architecture (an earlier "
+                "release's, e.g. the MLP fusion) that this release does not read: train a new reward model on the "
+                "export"
+            )
         model.to(torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")))  # type: ignore[arg-type]  # transformers types .to as a wrapped call
         return cls(model.eval(), encoder, embedder_id=str(metadata["embedder_id"]))
 

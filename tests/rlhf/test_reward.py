@@ -5,6 +5,7 @@ hidden direction a cover lies, which the model can only learn from the embedding
 import dataclasses
 import json
 import random
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file, save_file
 from transformers import HfArgumentParser, TrainerCallback
 
 from generation.features import MODES, PITCH_CLASSES, UNIT_FEATURES, AcousticFeatures, FeatureError
@@ -302,6 +304,18 @@ def test_a_checkpoint_of_another_input_format_is_refused_with_one_sentence(train
         RewardScorer.load(old)
     with pytest.raises(ModelLoadError, match=f"not a reward model checkpoint: it has no {METADATA_FILE}"):
         RewardScorer.load(tmp_path)
+
+
+def test_a_checkpoint_of_an_earlier_architecture_is_refused_not_filled_in_at_random(trained, tmp_path):
+    # The first v2 model (an MLP fusion) wrote the same metadata; its weights have other names.
+    old = tmp_path / "mlp"
+    shutil.copytree(trained.result.output_dir, old)
+    weights = load_file(old / "model.safetensors")
+    renamed = {name.replace("cover_taste", "cover_tower.0"): tensor for name, tensor in weights.items()}
+    save_file(renamed, old / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ModelLoadError, match="holds the weights of another reward model architecture"):
+        RewardScorer.load(old)
+    assert RewardScorer.load(trained.result.output_dir).cover_dim == trained.result.metadata["cover_dim"]
 
 
 def test_pairs_of_one_cover_only_are_refused(tmp_path):
