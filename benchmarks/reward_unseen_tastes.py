@@ -36,9 +36,12 @@ sys.path.insert(0, str(ROOT))
 from rlhf.preferences import (  # noqa: E402 - after the path set-up
     CoverSwitch,
     SimCover,
+    blend,
     edge_density,
+    high_tonic,
     loudness_unit,
     luma_of,
+    major_unit,
     mean_luminance,
     tempo_unit,
 )
@@ -80,17 +83,11 @@ SWITCHES = {
     "saturation_dance_mode": CoverSwitch(chroma, 0.2695, 0.0224, ("grey", "saturated")),
     "left_right_loud_valence": CoverSwitch(horizontal_balance, 0.0002, 0.0035, ("right-heavy", "left-heavy")),
 }
-_LOW_KEYS = frozenset({"C", "C#", "D", "D#", "E", "F"})
-
-
-def _major(features: dict[str, Any]) -> float:
-    return 1.0 if features["mode"] == "major" else 0.0
 
 
 def _taste(name: str, upper: Callable[[dict[str, Any]], float], lower: Callable[[dict[str, Any]], float]):
     def preference(cover: SimCover, features: dict[str, Any]) -> float:
-        weight = SWITCHES[name].weight(cover.image)
-        return weight * upper(features) + (1.0 - weight) * lower(features)
+        return blend(SWITCHES[name].weight(cover.image), upper(features), lower(features))
 
     preference.__name__ = name
     return preference
@@ -103,8 +100,8 @@ green_acoustic = _taste(
 )
 grain_minor_energy_fast_loud = _taste(
     "grain_minor_energy_fast_loud",
-    lambda f: (1 - _major(f) + f["energy"] + tempo_unit(f) + loudness_unit(f)) / 4,
-    lambda f: (_major(f) + 1 - f["energy"] + 1 - tempo_unit(f) + 1 - loudness_unit(f)) / 4,
+    lambda f: (1 - major_unit(f) + f["energy"] + tempo_unit(f) + loudness_unit(f)) / 4,
+    lambda f: (major_unit(f) + 1 - f["energy"] + 1 - tempo_unit(f) + 1 - loudness_unit(f)) / 4,
 )
 brightness_valence_or_instrumental = _taste(
     "brightness_valence_or_instrumental", lambda f: f["valence"], lambda f: f["instrumentalness"]
@@ -114,13 +111,13 @@ contrast_tempo_near_120 = _taste(
 )
 saturation_dance_mode = _taste(
     "saturation_dance_mode",
-    lambda f: (f["danceability"] + _major(f)) / 2,
-    lambda f: (f["acousticness"] + 1 - _major(f)) / 2,
+    lambda f: (f["danceability"] + major_unit(f)) / 2,
+    lambda f: (f["acousticness"] + 1 - major_unit(f)) / 2,
 )
 left_right_loud_valence = _taste(
     "left_right_loud_valence",
     lambda f: (loudness_unit(f) + f["valence"]) / 2,
-    lambda f: (1 - loudness_unit(f) + float(f["key"] in _LOW_KEYS)) / 2,
+    lambda f: (1 - loudness_unit(f) + 1 - high_tonic(f)) / 2,
 )
 TASTES = {
     taste.__name__: taste

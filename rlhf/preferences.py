@@ -174,7 +174,17 @@ def loudness_unit(features: dict[str, Any]) -> float:
 _HIGH_KEYS = frozenset({"F#", "G", "G#", "A", "A#", "B"})
 
 
-def _blend(weight: float, upper: float, lower: float) -> float:
+def major_unit(features: dict[str, Any]) -> float:
+    """1 for a variant in major, 0 in minor."""
+    return 1.0 if features["mode"] == "major" else 0.0
+
+
+def high_tonic(features: dict[str, Any]) -> float:
+    """1 for a tonic in the upper half of the octave (F# to B), 0 for C to F."""
+    return 1.0 if features["key"] in _HIGH_KEYS else 0.0
+
+
+def blend(weight: float, upper: float, lower: float) -> float:
     """The score of a cover ``weight`` of the way to the upper side: its upper-side score, else its lower one."""
     return weight * upper + (1.0 - weight) * lower
 
@@ -197,7 +207,7 @@ def brightness_energy(cover: SimCover, features: dict[str, Any]) -> float:
     """
     energy = float(features["energy"])
     weight = COVER_SWITCHES["brightness_energy"].weight(cover.image)
-    return _blend(weight, energy, 1.0 - energy)
+    return blend(weight, energy, 1.0 - energy)
 
 
 def warmth_tempo_mode(cover: SimCover, features: dict[str, Any]) -> float:
@@ -214,9 +224,9 @@ def warmth_tempo_mode(cover: SimCover, features: dict[str, Any]) -> float:
         A score from 0 to 1.
     """
     fast = tempo_unit(features)
-    major = 1.0 if features["mode"] == "major" else 0.0
+    major = major_unit(features)
     weight = COVER_SWITCHES["warmth_tempo_mode"].weight(cover.image)
-    return _blend(weight, (fast + major) / 2, (2.0 - fast - major) / 2)
+    return blend(weight, (fast + major) / 2, (2.0 - fast - major) / 2)
 
 
 def texture_acousticness(cover: SimCover, features: dict[str, Any]) -> float:
@@ -235,7 +245,7 @@ def texture_acousticness(cover: SimCover, features: dict[str, Any]) -> float:
     acoustic = float(features["acousticness"])
     dance = float(features["danceability"])
     weight = COVER_SWITCHES["texture_acousticness"].weight(cover.image)
-    return _blend(weight, (1.0 - acoustic + dance) / 2, (acoustic + 1.0 - dance) / 2)
+    return blend(weight, (1.0 - acoustic + dance) / 2, (acoustic + 1.0 - dance) / 2)
 
 
 def balance_loudness_key(cover: SimCover, features: dict[str, Any]) -> float:
@@ -252,9 +262,9 @@ def balance_loudness_key(cover: SimCover, features: dict[str, Any]) -> float:
         A score from 0 to 1.
     """
     loud = loudness_unit(features)
-    high = 1.0 if features["key"] in _HIGH_KEYS else 0.0
+    high = high_tonic(features)
     weight = COVER_SWITCHES["balance_loudness_key"].weight(cover.image)
-    return _blend(weight, (loud + high) / 2, (2.0 - loud - high) / 2)
+    return blend(weight, (loud + high) / 2, (2.0 - loud - high) / 2)
 
 
 def high_valence(cover: SimCover, features: dict[str, Any]) -> float:
