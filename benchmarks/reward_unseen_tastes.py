@@ -15,6 +15,7 @@ Each taste switches between two answers at a cover measure's median over the 490
 scale of a quarter of its standard deviation there (texture: the built-in switch, edge density being two-humped).
 
 Usage: python benchmarks/reward_unseen_tastes.py EXPORT_DIR [EXPORT_DIR ...] [--labelers 2] [--noise 0.1]
+       [--cover-encoder captioner|clip]
 """
 
 import argparse
@@ -33,6 +34,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rlhf.config import COVER_ENCODERS, RewardTrainingConfig  # noqa: E402 - after the path set-up
 from rlhf.preferences import (  # noqa: E402 - after the path set-up
     CoverSwitch,
     SimCover,
@@ -185,8 +187,7 @@ def relabel(
     return pairs, oracle, side_of
 
 
-def evaluate(export: Path, name: str, *, labelers: int, noise: float) -> dict[str, Any]:
-    from rlhf.config import RewardTrainingConfig
+def evaluate(export: Path, name: str, *, labelers: int, noise: float, cover_encoder: str) -> dict[str, Any]:
     from rlhf.oracle import oracle_ceiling
     from rlhf.reward import (
         RewardScorer,
@@ -197,9 +198,9 @@ def evaluate(export: Path, name: str, *, labelers: int, noise: float) -> dict[st
     )
 
     rows = load_preference_rows(export / "pairs.jsonl")
-    covers = read_cover_embeddings(export / "covers.parquet")
+    config = RewardTrainingConfig(cover_encoder=cast(Any, cover_encoder), eval_fraction=0.25, seed=0)
+    covers = read_cover_embeddings(export / "covers.parquet").for_encoder(config.cover_encoder)
     pairs, oracle, side_of = relabel(rows, TASTES[name], labelers=labelers, noise=noise, seed=0)
-    config = RewardTrainingConfig(eval_fraction=0.25, seed=0)
     with tempfile.TemporaryDirectory() as folder:
         result = train_reward_model(config, pairs, covers, Path(folder) / "model")
         scorer = RewardScorer.load(result.output_dir)
@@ -224,10 +225,11 @@ def main() -> None:
     parser.add_argument("--taste", action="append", choices=sorted(TASTES), help="default: every taste")
     parser.add_argument("--labelers", type=int, default=2)
     parser.add_argument("--noise", type=float, default=0.1)
+    parser.add_argument("--cover-encoder", choices=COVER_ENCODERS, default=RewardTrainingConfig.cover_encoder)
     args = parser.parse_args()
     for export in args.exports:
         for name in args.taste or TASTES:
-            outcome = evaluate(export, name, labelers=args.labelers, noise=args.noise)
+            outcome = evaluate(export, name, labelers=args.labelers, noise=args.noise, cover_encoder=args.cover_encoder)
             cells = ", ".join(
                 f"{group} {ceiling:.3f} / {model:.3f} ({pairs} pairs)"
                 for group, (ceiling, model, pairs) in outcome["figures"].items()

@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import transformers
 import xgrammar
@@ -28,6 +29,9 @@ from generation.loading import ModelLoadError, pretrained_or_explain
 # The feature object is ~200 characters; 384 tokens leave room for long numbers in a small vocabulary and still
 # stop a runaway unconstrained generation.
 DEFAULT_MAX_NEW_TOKENS = 384
+# Appended to the captioner's model id to name its image-token embedding (``CaptionerImageEmbedder``) among a cover's
+# stored embeddings, beside the CLIP embedder's.
+IMAGE_TOKENS_SUFFIX = "#image-tokens"
 
 
 class AdapterMismatchError(ValueError):
@@ -73,6 +77,19 @@ def load_processor(model_id_or_path: str) -> Any:
     return processor_class(
         image_processor=image_processor, tokenizer=tokenizer, chat_template=tokenizer.chat_template, **options
     )
+
+
+def image_tokens(model: Any, pixel_values: torch.Tensor) -> torch.Tensor:
+    """(images, image tokens, text width): what a transformers VLM's language model receives for each image."""
+    tokens = model.get_image_features(pixel_values=pixel_values)
+    if not isinstance(tokens, torch.Tensor):  # transformers 5 returns an output object
+        tokens = tokens.pooler_output
+    return tokens.reshape(pixel_values.shape[0], -1, tokens.shape[-1])
+
+
+def is_captioner_image_embedder(embedder_id: str) -> bool:
+    """Whether a stored embedding's ``embedder_id`` names a captioner's image tokens rather than a CLIP."""
+    return embedder_id.endswith(IMAGE_TOKENS_SUFFIX)
 
 
 class Captioner:
@@ -187,11 +204,13 @@ class Captioner:
             self.model.set_adapter(self._adapter_names[adapter_path])
         self.adapter_path = adapter_path
 
+    def base_weights(self) -> AbstractContextManager[Any]:
+        """The base model's weights alone, whichever adapter is active."""
+        return self.model.disable_adapter() if self._adapter_names else nullcontext()
+
     def _active_weights(self) -> AbstractContextManager[Any]:
         """The base model's weights alone while no adapter is active on a model that carries some."""
-        if self.adapter_path is None and self._adapter_names:
-            return self.model.disable_adapter()
-        return nullcontext()
+        return self.base_weights() if self.adapter_path is None else nullcontext()
 
     @torch.inference_mode()
     def generate(
@@ -240,6 +259,10 @@ class Captioner:
         texts = self.tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
         return [self._parse(text.strip(), genres) for text in texts]
 
+    @property
+    def image_embedder(self) -> "CaptionerImageEmbedder":
+        return CaptionerImageEmbedder(self)
+
     def json_logits_processor(self, genres: tuple[str, ...]) -> Any:
         """The feature-schema constraint for one ``generate`` call (captioner RL samples under it too)."""
         # xgrammar's processor keeps per-row matcher state, so each generate call needs a new one (ML-NOTES).
@@ -284,3 +307,39 @@ def apply_adapter(model: Any, adapter_path: str, *, base_model_id: str, adapter_
         model.load_adapter(adapter_path, adapter_name=adapter_name)
         return model
     return PeftModel.from_pretrained(model, adapter_path, adapter_name=adapter_name)
+
+
+class CaptionerImageEmbedder:
+    """A cover as the captioner's language model sees it: the mean of the image tokens its vision tower and projector
+    feed the language model, one vector per image (the language model's width).
+
+    The reward model reads covers through it (``rlhf.reward``): the captioner was trained to describe covers, so its
+    image tokens carry their colour, light and texture, which a CLIP trained for retrieval may not. It is an
+    ``Embedder`` in all that the reward model needs (``model_id``, ``embed``), and a property of the base captioner:
+    its adapters tune the language model only (captioner RL refuses others), and it embeds with the base weights in
+    any case, so every captioner version of one base gives a cover the same vector.
+    """
+
+    def __init__(self, captioner: Captioner) -> None:
+        self.captioner = captioner
+        self.model_id = captioner.model_id + IMAGE_TOKENS_SUFFIX
+
+    @property
+    def dimension(self) -> int:
+        return int(self.captioner.model.config.text_config.hidden_size)
+
+    @torch.inference_mode()
+    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """float32 array of shape (len(images), text width); one image per forward, as InternVL's processor may split
+        an image into a varying number of tiles whose tokens all belong to it."""
+        model = self.captioner.model
+        device = next(model.parameters()).device
+        vectors = []
+        with self.captioner.base_weights():
+            for image in images:
+                pixels = self.captioner.processor.image_processor(images=[image], return_tensors="pt")["pixel_values"]
+                tokens = image_tokens(model, pixels.to(device, model.dtype))
+                vectors.append(tokens.reshape(-1, tokens.shape[-1]).float().mean(dim=0).cpu().numpy())
+        if not vectors:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack(vectors).astype(np.float32)

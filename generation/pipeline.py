@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from generation.caption import Captioner
+from generation.caption import Captioner, CaptionerImageEmbedder
 from generation.config import (
     OFFLINE_PROFILES,
     SMALL_CAPTIONER_DIR,
@@ -81,8 +81,11 @@ class VariantResult:
 
 @dataclass
 class CoverResult:
-    """One cover's variants from one captioner; ``embedding`` is the cover's unit CLIP vector (float32) from the
-    embedder ``embedder_id``, stored with the cover so that reward training and scoring never recompute it."""
+    """One cover's variants from one captioner.
+
+    ``embeddings`` holds the cover's vectors (float32) by embedder id, stored with the cover so that reward training
+    and scoring never recompute them: the unit CLIP vector of the retrieval embedder ``embedder_id`` and the mean image
+    token of the captioner (``CaptionerImageEmbedder``)."""
 
     config: PipelineConfig
     seed: int
@@ -91,8 +94,13 @@ class CoverResult:
     instruction: str
     variants: list[VariantResult]
     timings: dict[str, float]
-    embedding: np.ndarray
+    embeddings: dict[str, np.ndarray]
     embedder_id: str
+
+    @property
+    def embedding(self) -> np.ndarray:
+        """The retrieval embedder's (CLIP) vector."""
+        return self.embeddings[self.embedder_id]
 
     def report(self, audio_paths: Sequence[str | None] | None = None) -> dict[str, Any]:
         """A JSON-ready account of the run; ``audio_paths[i]`` is where variant i's audio was written."""
@@ -101,7 +109,7 @@ class CoverResult:
             "config_fingerprint": self.config.fingerprint(),
             "seed": self.seed,
             "embedder_id": self.embedder_id,
-            "embedding_dimension": int(self.embedding.shape[0]),
+            "embedding_dimensions": {embedder: int(vector.shape[0]) for embedder, vector in self.embeddings.items()},
             "neighbours": [n.to_dict() for n in self.neighbours],
             "context": self.context.to_dict() if self.context else None,
             "instruction": self.instruction,
@@ -159,6 +167,11 @@ class Pipeline:
             renderer=load_renderer(config),
         )
 
+    @property
+    def cover_embedders(self) -> list[Embedder | CaptionerImageEmbedder]:
+        """The embedders whose vectors of a cover are stored with it: the retrieval CLIP and the captioner."""
+        return [self.embedder, self.captioner.image_embedder]
+
     def genres(self) -> list[str]:
         if self.index is None:
             raise ValueError("zero-shot runs still need the genre vocabulary: load an index")
@@ -203,7 +216,8 @@ class Pipeline:
             raise ValueError("variants must be between 1 and 16")
         shared: dict[str, float] = {}
         with _timed(shared, "embed"):
-            embedding = self.embedder.embed([image])[0]
+            embeddings = {embedder.model_id: embedder.embed([image])[0] for embedder in self.cover_embedders}
+        embedding = embeddings[self.embedder.model_id]
         neighbours: list[Neighbour] = []
         context = None
         if self.config.rag:
@@ -231,7 +245,7 @@ class Pipeline:
                     instruction=instruction,
                     variants=variant_results,
                     timings=timings,
-                    embedding=embedding,
+                    embeddings=embeddings,
                     embedder_id=self.embedder.model_id,
                 )
             )

@@ -166,7 +166,7 @@ def cmd_train_reward(args: argparse.Namespace) -> int:
     from rlhf.reward_evaluation import evaluation_lines
 
     try:
-        covers = _cover_embeddings(args, args.dataset)
+        covers = _cover_embeddings(args, args.dataset, config.cover_encoder)
         result = train_reward_model(config, args.dataset, covers, args.out)
     except (ValueError, OSError, ModelLoadError) as exc:
         return _fail(args, exc, 2)
@@ -182,20 +182,24 @@ def cmd_train_reward(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cover_embeddings(args: argparse.Namespace, dataset: str) -> Any:
-    """The covers of a local dataset: ``--covers FILE``, else the export's ``covers.parquet`` beside the pairs, else
-    embedded from the pairs' images with ``--embedder``."""
+def _cover_embeddings(args: argparse.Namespace, dataset: str, cover_encoder: str) -> Any:
+    """The covers of a local dataset, as ``cover_encoder`` reads them: from ``--covers FILE``, else the export's
+    ``covers.parquet`` beside the pairs, else embedded from the pairs' images with the CLIP ``--embedder``."""
     from pathlib import Path
 
     from rlhf.reward import embed_covers, load_preference_rows, read_cover_embeddings
 
     beside = Path(dataset).with_name("covers.parquet")
     if args.covers or (beside.is_file() and not args.embedder):
-        return read_cover_embeddings(args.covers or beside)
+        return read_cover_embeddings(args.covers or beside).for_encoder(cover_encoder)
     if not args.embedder:
         raise ValueError(
             f"no cover embeddings: give --covers covers.parquet (an export's) or --embedder tiny|CLIP-ID to embed "
             f"the pairs' images ({beside} does not exist)"
+        )
+    if cover_encoder != "clip":
+        raise ValueError(
+            f"--embedder embeds the covers with a CLIP: it takes --cover-encoder clip, not {cover_encoder}"
         )
     from generation.config import TINY_DIR
     from generation.embed import Embedder
@@ -218,15 +222,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     try:
         scorer = RewardScorer.load(args.checkpoint)
         rows = load_preference_rows(export / "pairs.jsonl")
-        covers = read_cover_embeddings(export / "covers.parquet")
+        covers = read_cover_embeddings(export / "covers.parquet").of(scorer.embedder_id)
     except (ValueError, OSError, ModelLoadError) as exc:
         return _fail(args, exc, 2)
-    if covers.embedder_id != scorer.embedder_id:
-        return _fail(
-            args,
-            f"the export's covers were embedded by {covers.embedder_id}, the reward model reads {scorer.embedder_id}",
-            2,
-        )
     variants: dict[int, tuple[int, str]] = {}
     for row in rows:
         for side in ("chosen", "rejected"):
@@ -350,9 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
     reward = commands.add_parser(
         "train-reward",
         help="reward model on preference pairs with TRL's RewardTrainer, here or on a studio",
-        description="Train the cover-aware reward model (format albumgen-reward-v2: the cover's CLIP embedding "
-        "and the variant's features) on TRL preference pairs; held-out pair accuracy by cover, per cover group and "
-        "by margin. With --server it trains on a studio's export and registers a reward version.",
+        description="Train the cover-aware reward model (format albumgen-reward-v2: the cover's embedding by the "
+        "CLIP or the captioner's vision tower, and the variant's features) on TRL preference pairs; held-out pair "
+        "accuracy by cover, per cover group and by margin. With --server it trains on a studio's export and "
+        "registers a reward version.",
     )
     add_config_arguments(reward, RewardTrainingConfig)
     add_launch_arguments(reward)
@@ -365,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     reward.add_argument(
         "--embedder",
         help="locally, without covers.parquet: embed the pairs' cover images with this CLIP (a hub id, a folder, or "
-        "tiny for the tiny profile's twin)",
+        "tiny for the tiny profile's twin); for --cover-encoder clip",
     )
     reward.set_defaults(handler=cmd_train_reward)
 

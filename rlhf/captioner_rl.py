@@ -160,7 +160,7 @@ class CaptionerRLConfig:
 
 class RLCover(NamedTuple):
     """A training cover: its id, the image (RGB PIL image or a file path), the captioner's instruction for it and its
-    CLIP embedding (what the reward model reads of the cover)."""
+    embedding by the reward model's embedder (what the reward model reads of the cover)."""
 
     cover_id: str
     image: "Image.Image | str | Path"

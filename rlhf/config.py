@@ -5,23 +5,36 @@ Light to import (no torch), so the web process can validate a training run's set
 """
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
+
+# The cover embeddings a reward model can read (``rlhf.reward.ExportCovers.for_encoder``).
+CoverEncoder = Literal["captioner", "clip"]
+COVER_ENCODERS: tuple[str, ...] = get_args(CoverEncoder)
 
 
 @dataclass
 class RewardTrainingConfig:
     """How to train the cover-aware reward model (``rlhf.reward.train_reward_model``, format ``albumgen-reward-v2``).
 
-    The model is small (a few hundred weights over the cover's CLIP embedding and the variant's features), so the
+    The model is small (a few hundred weights over the cover's embedding and the variant's features), so the
     defaults train a few hundred pairs in seconds on 2 CPU cores; the figures that chose them are in the README's
     architecture section.
     """
 
+    cover_encoder: CoverEncoder = field(
+        default="clip",
+        metadata={
+            "help": "How the model sees the cover, among the embeddings stored with it at generation time: 'clip' "
+            "(the retrieval embedder's vector) or 'captioner' (the mean of the image tokens the captioner's vision "
+            "tower gives its language model; better on tastes for a cover's saturation or contrast, worse on its "
+            "texture: README)."
+        },
+    )
     cover_components: int = field(
         default=16,
         metadata={
-            "help": "Principal components of the training covers' CLIP embeddings the model reads (at most the "
-            "number of training covers less one). Few covers cannot pin down 512 directions; 16 keep what varies."
+            "help": "Principal components of the training covers' embeddings the model reads (at most the number "
+            "of training covers less one). Few covers cannot pin down hundreds of directions; 16 keep what varies."
         },
     )
     taste_rank: int = field(
@@ -32,7 +45,13 @@ class RewardTrainingConfig:
         },
     )
     learning_rate: float = field(default=3e-3, metadata={"help": "Peak AdamW learning rate (linear decay)."})
-    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    weight_decay: float = field(
+        default=0.3,
+        metadata={
+            "help": "AdamW weight decay. Decoupled, it shrinks the weights each step, so it restrains long runs on "
+            "large rounds (where the labelers' noise is fit) more than short ones on a few hundred pairs."
+        },
+    )
     num_train_epochs: float = field(default=30.0, metadata={"help": "Passes over the training pairs."})
     per_device_train_batch_size: int = field(
         default=32, metadata={"help": "Preference pairs per step and device (each pair is two scored inputs)."}
@@ -55,6 +74,8 @@ class RewardTrainingConfig:
     )
 
     def __post_init__(self) -> None:
+        if self.cover_encoder not in COVER_ENCODERS:
+            raise ValueError(f"cover_encoder must be one of {', '.join(COVER_ENCODERS)}, got {self.cover_encoder!r}")
         if self.cover_components < 1:
             raise ValueError(f"cover_components must be at least 1, got {self.cover_components}")
         if self.taste_rank < 1:

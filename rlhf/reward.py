@@ -2,10 +2,13 @@
 
 One score is a function of two inputs:
 
-- **the cover**: its CLIP image embedding, as the pipeline computed it at generation time (stored with the cover and
-  exported in the export's ``covers.parquet``, so training and scoring never recompute it). The model reads the
-  embedding's coordinates on the training covers' principal components (``cover_components``, default 16),
-  standardised: a few dozen covers cannot pin down 512 directions, and the components are where covers differ.
+- **the cover**: one of its embeddings as the pipeline computed them at generation time (stored with the cover and
+  exported in the export's ``covers.parquet``, so training and scoring never recompute them), by default the
+  retrieval CLIP's vector, or the mean of the image tokens the captioner's vision tower feeds its language model
+  (``cover_encoder``; ``generation.caption.CaptionerImageEmbedder``; the README's architecture section has what each
+  reads). The model reads the embedding's coordinates on the training covers' principal components
+  (``cover_components``, default 16), standardised: a few dozen covers cannot pin down hundreds of directions, and
+  the components are where covers differ.
 - **the variant**: its feature JSON as numbers (``FeatureEncoder``): tempo, loudness and the 0-1 features scaled to
   0-1 by their schema ranges, one-hots of time signature, key, mode and genre (the training rows' genres plus one
   "other" slot), standardised on the training variants. Two different outputs never score alike because they share
@@ -307,7 +310,8 @@ class RewardPairCollator:
 
 @dataclass(frozen=True)
 class CoverEmbeddings:
-    """The covers' CLIP embeddings by cover id, all from one embedder (``Embedder.model_id``)."""
+    """The covers' embeddings by cover id, all from one embedder (a CLIP ``Embedder`` or a
+    ``CaptionerImageEmbedder``, named by its ``model_id``)."""
 
     embedder_id: str
     vectors: dict[int, np.ndarray]
@@ -320,28 +324,84 @@ class CoverEmbeddings:
         return np.stack([self.vectors[cover_id] for cover_id in cover_ids]).astype(np.float32)
 
 
-def read_cover_embeddings(path: str | Path) -> CoverEmbeddings:
-    """The covers of an export (``covers.parquet``: ``cover_id``, ``embedder_id``, ``embedding``, ``image``).
+def cover_encoder_of(embedder_id: str) -> str:
+    """The ``cover_encoder`` (``rlhf.config.COVER_ENCODERS``) an embedder id is of."""
+    from generation.caption import is_captioner_image_embedder
+
+    return "captioner" if is_captioner_image_embedder(embedder_id) else "clip"
+
+
+@dataclass(frozen=True)
+class ExportCovers:
+    """An export's cover embeddings, by embedder: the round's CLIP and its captioner's image tokens."""
+
+    path: Path
+    by_embedder: dict[str, CoverEmbeddings]
+
+    def of(self, embedder_id: str) -> CoverEmbeddings:
+        """The embeddings a scorer of ``embedder_id`` reads.
+
+        Raises:
+            CoverDataError: the export holds none of that embedder.
+        """
+        if embedder_id not in self.by_embedder:
+            raise CoverDataError(
+                f"the covers of {self.path} hold no embeddings by {embedder_id}, which the reward model reads "
+                f"(they hold: {', '.join(self.by_embedder) or 'none'})"
+            )
+        return self.by_embedder[embedder_id]
+
+    def for_encoder(self, cover_encoder: str) -> CoverEmbeddings:
+        """The embeddings a reward run of ``cover_encoder`` trains on; none at all when no cover has any (the
+        trainer then names the covers without one).
+
+        Raises:
+            CoverDataError: the covers hold none of that kind (rendered before this release stored the captioner's)
+                or several (covers of rounds of several profiles).
+        """
+        if not self.by_embedder:
+            return CoverEmbeddings("", {})
+        matching = [embedder for embedder in self.by_embedder if cover_encoder_of(embedder) == cover_encoder]
+        if not matching:
+            raise CoverDataError(
+                f"the covers of {self.path} hold no {cover_encoder} embeddings (only {', '.join(self.by_embedder)}; "
+                "rounds rendered before covers stored the captioner's image tokens): train with another cover_encoder "
+                "or render the covers again"
+            )
+        if len(matching) > 1:
+            raise CoverDataError(
+                f"the covers of {self.path} hold {cover_encoder} embeddings of several models ({', '.join(matching)}); "
+                "export rounds of one pipeline profile apart"
+            )
+        return self.by_embedder[matching[0]]
+
+
+def read_cover_embeddings(path: str | Path) -> ExportCovers:
+    """The covers of an export (``covers.parquet``: a row per cover and embedder, ``cover_id``, ``embedder_id``,
+    ``embedding``, ``image``).
 
     Covers without an embedding (rendered before embeddings were stored) are left out; the trainer names them.
 
     Raises:
-        CoverDataError: the file is missing, or its embeddings come from more than one embedder.
+        CoverDataError: the file is missing.
     """
     path = Path(path)
     if not path.is_file():
         raise CoverDataError(f"the export's cover file {path} does not exist")
     table = datasets.Dataset.from_parquet(str(path)).to_list()  # type: ignore[union-attr]
-    rows = [row for row in table if row.get("embedding")]
-    embedders = sorted({row["embedder_id"] for row in rows})
-    if len(embedders) > 1:
-        raise CoverDataError(f"the covers of {path} come from several embedders ({', '.join(embedders)})")
-    vectors = {int(row["cover_id"]): np.asarray(row["embedding"], dtype=np.float32) for row in rows}
-    return CoverEmbeddings(embedders[0] if embedders else "", vectors)
+    by_embedder: dict[str, dict[int, np.ndarray]] = {}
+    for row in table:
+        if row.get("embedding"):
+            vectors = by_embedder.setdefault(row["embedder_id"], {})
+            vectors[int(row["cover_id"])] = np.asarray(row["embedding"], dtype=np.float32)
+    return ExportCovers(
+        path, {embedder: CoverEmbeddings(embedder, vectors) for embedder, vectors in by_embedder.items()}
+    )
 
 
 def embed_covers(rows: Sequence[Mapping[str, Any]], embedder: Any) -> CoverEmbeddings:
-    """Embed each cover of the rows from its image (the first of ``images``) with a ``generation.embed.Embedder``.
+    """Embed each cover of the rows from its image (the first of ``images``) with a ``generation.embed.Embedder`` or
+    a ``generation.caption.CaptionerImageEmbedder``.
 
     For pairs that come without an export's ``covers.parquet``; rows of one cover share its image.
 
@@ -546,7 +606,8 @@ def train_reward_model(
         config: the run's settings.
         dataset: JSONL/Parquet path, ``datasets.Dataset`` or rows with ``prompt``, ``chosen``, ``rejected``,
             ``cover_id`` (and ``margin`` when ``config.use_margin``); other columns are ignored.
-        covers: the embedding of every cover of the pairs (``read_cover_embeddings`` or ``embed_covers``).
+        covers: the embedding of every cover of the pairs, by one embedder (``read_cover_embeddings(...)``
+            ``.for_encoder(config.cover_encoder)`` or ``embed_covers``); the checkpoint records which.
         output_dir: where the checkpoint goes; must not exist or be empty.
         callbacks: ``transformers.TrainerCallback`` instances passed to the trainer (progress, cancel). One that
             raises aborts the run with nothing written; one that sets ``control.should_training_stop`` ends it early

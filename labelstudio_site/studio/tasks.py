@@ -75,9 +75,8 @@ def cover_generate_task(self, round_id: int, cover_id: int, _queued_version_id: 
             seed=first.seed,
         )
         # One embedding per cover and embedder, shared by every adapter's result; a redelivery keeps the first.
-        services.cover_embedding_store(
-            cover_id=cover_id, embedder_id=results[0].embedder_id, vector=results[0].embedding
-        )
+        for embedder_id, vector in results[0].embeddings.items():
+            services.cover_embedding_store(cover_id=cover_id, embedder_id=embedder_id, vector=vector)
     except CoverImageError as exc:
         _fail(claims, reason=f"cover image: {exc}")
         return 0

@@ -44,7 +44,8 @@ from rlhf.snapshot import CHUNK_BYTES, write_jsonl_snapshot
 
 # Tasks whose variants are fetched in one query: ~2,000 variant ids per IN list at 4 variants a task.
 TASK_BATCH = 500
-# Covers per query and per row group of covers.parquet: 10 MB of 512-d float32 vectors at a time.
+# Covers per query and per row group of covers.parquet: ~30 MB of float32 vectors at a time (a 512-d CLIP and an
+# 896-d captioner vector a cover at full size).
 COVER_BATCH = 5_000
 RATING_COLUMNS = (
     "rating_id",
@@ -264,14 +265,15 @@ def _media_root() -> str:
     return str(Path(settings.MEDIA_ROOT).resolve())
 
 
-def _covers_embedder(cover_ids: list[int]) -> str | None:
-    """The one embedder every embedded cover of the export has a vector from; None when no cover has one.
+def _covers_embedders(cover_ids: list[int]) -> list[str]:
+    """The embedders every embedded cover of the export has a vector from (its round's CLIP and captioner), in name
+    order; none when no cover has one.
 
-    A cover also in a round of another pipeline profile has that embedder's vector too, so the embedder is the one
+    A cover also in a round of another pipeline profile has that profile's vectors too, so the embedders are those
     common to all embedded covers, not any embedder seen.
 
     Raises:
-        ExportError: no embedder is common to them all (rounds of different embedders), or several are.
+        ExportError: no embedder is common to them all (rounds of different profiles).
     """
     common: set[str] | None = None
     seen: set[str] = set()
@@ -280,13 +282,13 @@ def _covers_embedder(cover_ids: list[int]) -> str | None:
             seen.update(embedders)
             common = set(embedders) if common is None else common & set(embedders)
     if common is None:
-        return None
-    if len(common) != 1:
+        return []
+    if not common:
         raise ExportError(
             f"the export's covers were embedded by different embedders ({', '.join(sorted(seen))}); export rounds "
             "of one pipeline profile apart"
         )
-    return common.pop()
+    return sorted(common)
 
 
 def _covers_schema() -> Any:
@@ -303,24 +305,34 @@ def _covers_schema() -> Any:
 
 
 def _write_covers(path: Path, cover_ids: list[int]) -> None:
-    """One row per cover, in id order, a row group per ``COVER_BATCH``; covers rendered before embeddings were stored
-    get null ``embedding`` and ``embedder_id``."""
+    """One row per cover and embedder, in cover id order, a row group per ``COVER_BATCH`` covers; a cover rendered
+    before embeddings were stored gets one row with null ``embedding`` and ``embedder_id``."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    embedder_id = _covers_embedder(cover_ids)
+    embedder_ids = _covers_embedders(cover_ids)
     media_root = _media_root()
     schema = _covers_schema()
     with pq.ParquetWriter(path, schema) as writer:
         for start in range(0, len(cover_ids), COVER_BATCH):
             chunk = cover_ids[start : start + COVER_BATCH]
             images = dict(Cover.objects.filter(pk__any_of=chunk).values_list("pk", "image"))
-            vectors = cover_embeddings_get(cover_ids=chunk, embedder_id=embedder_id) if embedder_id else {}
+            vectors = {
+                embedder: cover_embeddings_get(cover_ids=chunk, embedder_id=embedder) for embedder in embedder_ids
+            }
+            rows: list[tuple[int, str | None, Any]] = []
+            for cover_id in chunk:
+                stored = [
+                    (embedder, vectors[embedder][cover_id])
+                    for embedder in embedder_ids
+                    if cover_id in vectors[embedder]
+                ]
+                rows += [(cover_id, embedder, vector) for embedder, vector in stored] or [(cover_id, None, None)]
             columns = {
-                "cover_id": chunk,
-                "embedder_id": [embedder_id if cover_id in vectors else None for cover_id in chunk],
-                "embedding": [vectors.get(cover_id) for cover_id in chunk],
-                "image": [f"{media_root}/{images[cover_id]}" for cover_id in chunk],
+                "cover_id": [cover_id for cover_id, _, _ in rows],
+                "embedder_id": [embedder for _, embedder, _ in rows],
+                "embedding": [vector for _, _, vector in rows],
+                "image": [f"{media_root}/{images[cover_id]}" for cover_id, _, _ in rows],
             }
             writer.write_table(pa.table(columns, schema=schema))
 

@@ -34,6 +34,8 @@ def option_fields(kind: str) -> dict[str, forms.Field]:
             field = forms.FloatField(initial=default)
         elif typing.get_origin(hint) is tuple:
             field = forms.CharField(initial=", ".join(map(str, default or ())), help_text="comma-separated")
+        elif typing.get_origin(hint) is typing.Literal:
+            field = forms.ChoiceField(choices=[(value, value) for value in typing.get_args(hint)], initial=default)
         else:
             field = forms.CharField(initial=default)
         field.label = option.name.replace("_", " ")

@@ -245,7 +245,7 @@ def run_reward(run: TrainingRun) -> None:
     export = run.dataset_export
     assert export is not None
     config = RewardTrainingConfig(**run.config)
-    covers = read_cover_embeddings(export_file(export, "covers"))
+    covers = read_cover_embeddings(export_file(export, "covers")).for_encoder(config.cover_encoder)
     output = model_dir(run)
     result = train_reward_model(config, export_file(export, "jsonl"), covers, output, callbacks=[RunProgress(run.pk)])
     after, before = result.evaluation_after, result.evaluation_before
@@ -320,24 +320,32 @@ def run_rl(run: TrainingRun) -> None:
     pipeline = _captioner_pipeline(parent)
     genres = pipeline.genres()
     scorer = RewardScorer.load(reward.adapter_path)
-    if scorer.embedder_id != pipeline.embedder.model_id:
+    embedders = {embedder.model_id: embedder for embedder in pipeline.cover_embedders}
+    if scorer.embedder_id not in embedders:
         raise ValueError(
             f"the reward model reads covers embedded by {scorer.embedder_id}, but the captioner's pipeline embeds "
-            f"with {pipeline.embedder.model_id}"
+            f"with {' and '.join(embedders)}"
         )
-    embeddings = cover_embeddings_get(cover_ids=[cover.pk for cover in covers], embedder_id=scorer.embedder_id)
+    retrieval_id = pipeline.embedder.model_id
+    cover_ids = [cover.pk for cover in covers]
+    stored = {
+        embedder_id: cover_embeddings_get(cover_ids=cover_ids, embedder_id=embedder_id)
+        for embedder_id in {retrieval_id, scorer.embedder_id}
+    }
     rl_covers = []
     for cover in covers:
         image = load_cover_image(cover.image.path)
-        # Stored at generation time; a cover rendered before embeddings were stored is embedded again here.
-        embedding = embeddings.get(cover.pk)
-        if embedding is None:
-            embedding = pipeline.embedder.embed([image])[0]
-        neighbours = pipeline.index.search(embedding, k=pipeline.config.top_k)
+        vectors = {}
+        for embedder_id, by_cover in stored.items():
+            # Stored at generation time; a cover rendered before embeddings were stored is embedded again here.
+            vectors[embedder_id] = (
+                by_cover[cover.pk] if cover.pk in by_cover else embedders[embedder_id].embed([image])[0]
+            )
+        neighbours = pipeline.index.search(vectors[retrieval_id], k=pipeline.config.top_k)
         instruction = build_instruction(
             genres=genres, context=mean_features(neighbours), neighbour_genres=[n.genre for n in neighbours]
         )
-        rl_covers.append(RLCover(str(cover.pk), image, instruction, embedding))
+        rl_covers.append(RLCover(str(cover.pk), image, instruction, vectors[scorer.embedder_id]))
     logger.info("GRPO on %d covers against reward model %s", len(rl_covers), reward)
     output = model_dir(run)
     result = tune_captioner(

@@ -50,7 +50,8 @@ def worker_thread(monkeypatch):
 def test_an_admin_launches_a_reward_run_and_watches_it_finish(page, live_server, worker_thread, tmp_path):  # noqa: F811
     expect = sync_api.expect
     generation_round = labeled_round({"ann": [2, 1, 0], "bob": [2, 1, 0], "cy": [1, 2, 0]})
-    embed_covers({cover.pk: "tiny-clip:clip:seed0" for cover in generation_round.covers.all()})
+    for embedder in ("tiny-clip:clip:seed0", "tiny-internvl:captioner:seed0#image-tokens"):
+        embed_covers({cover.pk: embedder for cover in generation_round.covers.all()})
     export = build()
     get_user_model().objects.create_user("boss", password="boss-pass-123", is_staff=True)
 

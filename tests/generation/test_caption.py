@@ -1,10 +1,12 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
+from PIL import Image
 
-from generation.caption import AdapterMismatchError, Captioner
+from generation.caption import AdapterMismatchError, Captioner, image_tokens
 from generation.features import FEATURE_NAMES, parse_features
 from generation.instruction import build_instruction
 from generation.loading import ModelLoadError
@@ -50,9 +52,9 @@ def test_the_twin_is_the_same_in_every_build():
         assert torch.equal(p, q), name
 
 
-def lora_adapter(captioner, path):
-    # Language model only: the paper froze the vision backbone and the projector.
-    config = LoraConfig(r=4, lora_alpha=8, target_modules=r".*language_model.*\.(q_proj|v_proj)")
+def lora_adapter(captioner, path, target=r".*language_model.*\.(q_proj|v_proj)"):
+    # Language model only by default: the paper froze the vision backbone and the projector.
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=target)
     model = get_peft_model(captioner.model, config)
     for name, parameter in model.named_parameters():
         if "lora_B" in name:
@@ -95,3 +97,24 @@ def test_from_pretrained_loads_a_saved_checkpoint_like_the_twin(tmp_path, tiny_c
     assert [r.raw_text for r in generate(loaded, red_cover, seed=9)] == [
         r.raw_text for r in generate(tiny_captioner, red_cover, seed=9)
     ]
+
+
+def test_the_image_embedding_is_the_base_models_mean_image_token_whatever_adapter_is_active(tmp_path, red_cover):
+    base = Captioner.from_config(TINY / "captioner")
+    # An adapter of the projector changes the image tokens; the embedding still reads the base weights.
+    lora_adapter(
+        Captioner.from_config(TINY / "captioner"), tmp_path / "projector", r".*multi_modal_projector\.linear_1"
+    )
+    tuned = Captioner.from_config(TINY / "captioner", adapter_path=str(tmp_path / "projector"))
+    blue = Image.new("RGB", (128, 128), (20, 40, 200))
+    embedder = base.image_embedder
+    vectors = embedder.embed([red_cover, blue])
+    assert vectors.dtype == np.float32 and vectors.shape == (2, embedder.dimension)
+    assert not np.allclose(vectors[0], vectors[1], atol=1e-4)
+    pixels = base.processor.image_processor(images=[red_cover], return_tensors="pt")["pixel_values"]
+    with torch.inference_mode():
+        assert not torch.allclose(image_tokens(tuned.model, pixels), image_tokens(base.model, pixels), atol=1e-4)
+        assert np.allclose(image_tokens(base.model, pixels)[0].mean(dim=0).numpy(), vectors[0], atol=1e-5)
+    assert tuned.image_embedder.model_id == embedder.model_id == f"{base.model_id}#image-tokens"
+    assert np.allclose(tuned.image_embedder.embed([red_cover, blue]), vectors, atol=1e-6)
+    assert embedder.embed([]).shape == (0, embedder.dimension)

@@ -93,7 +93,8 @@ def test_a_result_carries_the_covers_embedding_and_its_report_stays_json(index_d
     assert np.allclose(result.embedding, pipeline.embedder.embed([image])[0], atol=1e-6)
     report = json.loads(json.dumps(result.report()))
     assert report["embedder_id"] == result.embedder_id
-    assert report["embedding_dimension"] == pipeline.embedder.dimension and "embedding" not in report
+    assert report["embedding_dimensions"][result.embedder_id] == pipeline.embedder.dimension
+    assert "embedding" not in report and "embeddings" not in report
 
 
 def test_zero_shot_has_no_neighbours_or_context(index_dir):

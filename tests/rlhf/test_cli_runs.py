@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from generation.caption import Captioner
 from generation.config import TINY_DIR
 from generation.embed import Embedder
 from generation.features import AcousticFeatures
@@ -50,6 +51,8 @@ def export_folder(tmp_path):
 
 def test_local_reward_training_embeds_the_images_and_reports_held_out_accuracy(export_folder, tmp_path, capsys):
     args = ["train-reward", "--dataset", str(export_folder / "pairs.jsonl"), "--out", str(tmp_path / "rm")]
+    assert rlhf_cli([*args, "--embedder", "tiny", "--cover-encoder", "captioner"]) == 2
+    assert "--embedder embeds the covers with a CLIP: it takes --cover-encoder clip" in capsys.readouterr().err
     assert rlhf_cli([*args, "--embedder", "tiny", "--eval-fraction", "0.25", "--num-train-epochs", "1"]) == 0
     out = capsys.readouterr().out
     assert "6 training pairs (6 covers), 2 held out (2 covers)" in out
@@ -70,21 +73,25 @@ def test_a_missing_cover_image_exits_2_with_a_sentence(export_folder, tmp_path, 
 def test_score_writes_one_row_per_variant_of_an_export(export_folder, tmp_path, capsys):
     from rlhf.reward import load_preference_rows
 
-    embedder = Embedder.from_config(TINY_DIR / "clip")
-    covers = embed_covers(load_preference_rows(export_folder / "pairs.jsonl"), embedder)
-    table = pa.table(
-        {
-            "cover_id": list(covers.vectors),
-            "embedder_id": [covers.embedder_id] * len(covers.vectors),
-            "embedding": [vector.tolist() for vector in covers.vectors.values()],
-        }
-    )
-    pq.write_table(table, export_folder / "covers.parquet")
-    dataset = str(export_folder / "pairs.jsonl")
-    assert (
-        rlhf_cli(["train-reward", "--dataset", dataset, "--out", str(tmp_path / "rm"), "--num-train-epochs", "1"]) == 0
-    )
+    rows = load_preference_rows(export_folder / "pairs.jsonl")
+    clip = embed_covers(rows, Embedder.from_config(TINY_DIR / "clip"))
+    captioner = embed_covers(rows, Captioner.from_config(TINY_DIR / "captioner").image_embedder)
+
+    def write_covers(*embeddings):
+        columns: dict[str, list] = {"cover_id": [], "embedder_id": [], "embedding": []}
+        for covers in embeddings:
+            for cover_id, vector in covers.vectors.items():
+                columns["cover_id"].append(cover_id)
+                columns["embedder_id"].append(covers.embedder_id)
+                columns["embedding"].append(vector.tolist())
+        pq.write_table(pa.table(columns), export_folder / "covers.parquet")
+
+    # An export's covers hold the CLIP's and the captioner's embeddings; this run reads the captioner's.
+    write_covers(clip, captioner)
+    args = ["train-reward", "--dataset", str(export_folder / "pairs.jsonl"), "--out", str(tmp_path / "rm")]
+    assert rlhf_cli([*args, "--cover-encoder", "captioner", "--num-train-epochs", "1"]) == 0
     capsys.readouterr()
+    assert json.loads((tmp_path / "rm" / "albumgen_reward.json").read_text())["embedder_id"] == captioner.embedder_id
     assert rlhf_cli(["score", "--checkpoint", str(tmp_path / "rm"), "--export", str(export_folder)]) == 0
     scored = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [int(row["variant_id"]) for row in scored] == list(range(16))
@@ -93,6 +100,10 @@ def test_score_writes_one_row_per_variant_of_an_export(export_folder, tmp_path, 
     args = ["score", "--checkpoint", str(tmp_path / "rm"), "--export", str(export_folder), "--format", "json"]
     assert rlhf_cli([*args, "--out", str(out)]) == 0
     assert [row["score"] for row in json.loads(out.read_text())] == [float(row["score"]) for row in scored]
+    # An export without the embeddings the reward model reads: one sentence, exit 2.
+    write_covers(clip)
+    assert rlhf_cli(["score", "--checkpoint", str(tmp_path / "rm"), "--export", str(export_folder)]) == 2
+    assert f"hold no embeddings by {captioner.embedder_id}, which the reward model reads" in capsys.readouterr().err
     # A checkpoint that is not a reward model: one sentence, exit 2.
     assert rlhf_cli(["score", "--checkpoint", str(export_folder), "--export", str(export_folder)]) == 2
     assert "is not a reward model checkpoint" in capsys.readouterr().err

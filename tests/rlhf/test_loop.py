@@ -162,8 +162,8 @@ def reward_accuracy_by_brightness(reward: ModelVersion, export: Any, bright: dic
     """The reward model's accuracy on the reward run's held-out pairs (same split), by cover brightness."""
     rows = load_preference_rows(export_file(export, "jsonl"))
     _, held_out = split_by_cover(rows, REWARD_RUN["eval_fraction"], REWARD_RUN["seed"])
-    covers = read_cover_embeddings(export_file(export, "covers"))
     scorer = RewardScorer.load(reward.adapter_path)
+    covers = read_cover_embeddings(export_file(export, "covers")).of(scorer.embedder_id)
     embeddings = [covers.vectors[row["cover_id"]] for row in held_out]
     chosen = scorer.score(embeddings, [row["chosen"] for row in held_out])
     rejected = scorer.score(embeddings, [row["rejected"] for row in held_out])

@@ -138,8 +138,8 @@ def test_the_reward_model_learns_a_cover_dependent_taste_up_to_its_oracle_ceilin
     # The run's own held-out pairs, scored again by the scorer RL uses; the oracle ceiling on the same pairs.
     held_out_ids = set(read_reward_metadata(reward.adapter_path)["eval_cover_ids"])
     held_out = [row for row in load_preference_rows(export_file(export, "jsonl")) if row["cover_id"] in held_out_ids]
-    vectors = read_cover_embeddings(export_file(export, "covers")).vectors
     scorer = RewardScorer.load(reward.adapter_path)
+    vectors = read_cover_embeddings(export_file(export, "covers")).of(scorer.embedder_id).vectors
     embeddings = [vectors[row["cover_id"]] for row in held_out]
     chosen = scorer.score(embeddings, [row["chosen"] for row in held_out])
     rejected = scorer.score(embeddings, [row["rejected"] for row in held_out])

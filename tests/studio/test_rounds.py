@@ -104,30 +104,37 @@ def test_a_duplicate_delivery_stores_nothing_twice(studio_settings):
     assert len(audio_files(studio_settings)) == 2
 
 
-def test_a_rendered_cover_stores_the_rounds_embedding_of_it_once():
+def test_a_rendered_cover_stores_the_rounds_clip_and_captioner_embeddings_of_it_once():
+    from generation.caption import Captioner
     from generation.embed import Embedder
 
     covers = make_covers(2)
     generation_round = make_round(covers, variants=2)
     for cover in covers:
         assert run_batch(generation_round, cover) == 2
-    embedder = Embedder.from_config(TINY_DIR / "clip")
-    rows = CoverEmbedding.objects.order_by("cover_id")
+    clip = Embedder.from_config(TINY_DIR / "clip")
+    captioner = Captioner.from_config(TINY_DIR / "captioner").image_embedder
+    rows = CoverEmbedding.objects.order_by("cover_id", "embedder_id")
     assert [(r.cover_id, r.embedder_id, r.dimension) for r in rows] == [
-        (cover.pk, embedder.model_id, embedder.dimension) for cover in covers
+        (cover.pk, embedder_id, dimension)
+        for cover in covers
+        for embedder_id, dimension in sorted(
+            [(clip.model_id, clip.dimension), (captioner.model_id, captioner.dimension)]
+        )
     ]
-    stored = cover_embeddings_get(cover_ids=[c.pk for c in covers], embedder_id=embedder.model_id)
-    for cover in covers:
-        expected = embedder.embed([load_cover_image(cover.image.path)])[0]
-        assert stored[cover.pk].dtype == np.float32 and np.allclose(stored[cover.pk], expected, atol=1e-6)
+    for embedder in (clip, captioner):
+        stored = cover_embeddings_get(cover_ids=[c.pk for c in covers], embedder_id=embedder.model_id)
+        for cover in covers:
+            expected = embedder.embed([load_cover_image(cover.image.path)])[0]
+            assert stored[cover.pk].dtype == np.float32 and np.allclose(stored[cover.pk], expected, atol=1e-5)
+    first_vectors = [stored[cover.pk] for cover in covers]
+    assert not np.allclose(*first_vectors), "two covers, one captioner vector"
 
     # A redelivered task whose first attempt died after storing the embedding renders the batch again and keeps it.
-    first = CoverEmbedding.objects.get(cover=covers[0])
+    first = list(CoverEmbedding.objects.filter(cover=covers[0]).order_by("pk").values_list("pk", "created_at"))
     generation_round.variants.filter(cover=covers[0]).update(status=VariantStatus.QUEUED)
     assert run_batch(generation_round, covers[0]) == 2
-    assert list(CoverEmbedding.objects.filter(cover=covers[0]).values_list("pk", "created_at")) == [
-        (first.pk, first.created_at)
-    ]
+    assert list(CoverEmbedding.objects.filter(cover=covers[0]).order_by("pk").values_list("pk", "created_at")) == first
 
 
 def test_an_embedding_is_stored_once_per_embedder_and_only_when_finite():

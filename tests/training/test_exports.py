@@ -112,16 +112,17 @@ def embed_covers(embedder_ids: dict[int, str]) -> dict[int, np.ndarray]:
     """Store a random unit vector of 8 dimensions for each cover id, by the given embedder."""
     vectors = {}
     for cover_id, embedder_id in embedder_ids.items():
-        vector = np.random.default_rng(cover_id).normal(size=8).astype(np.float32)
+        vector = np.random.default_rng([cover_id, len(embedder_id)]).normal(size=8).astype(np.float32)
         vectors[cover_id] = vector / np.linalg.norm(vector)
         studio_services.cover_embedding_store(cover_id=cover_id, embedder_id=embedder_id, vector=vectors[cover_id])
     return vectors
 
 
-def test_covers_parquet_holds_each_pair_covers_embedding_once_and_is_in_the_checksum(artifacts):
+def test_covers_parquet_holds_each_pair_covers_embeddings_once_and_is_in_the_checksum(artifacts):
     labeled_round({"ann": [2, 1, 0]})
     first, second = Cover.objects.order_by("pk").values_list("pk", flat=True)
-    vectors = embed_covers({first: "tiny-clip:clip:seed0", second: "tiny-clip:clip:seed0"})
+    clip, captioner = "tiny-clip:clip:seed0", "tiny-internvl:captioner:seed0#image-tokens"
+    vectors = {embedder: embed_covers({first: embedder, second: embedder}) for embedder in (clip, captioner)}
     embed_covers({first: "openai/clip-vit-base-patch16"})  # the cover is also in a round of the full profile
     export = build()
     assert export.files["covers"] == "covers.parquet"
@@ -129,12 +130,16 @@ def test_covers_parquet_holds_each_pair_covers_embedding_once_and_is_in_the_chec
     assert table.schema.field("embedding").type == pa.list_(pa.float32())
     assert table.schema.field("cover_id").type == pa.int64() and table.schema.field("image").type == pa.string()
     covers = table.to_pylist()
-    assert [row["cover_id"] for row in covers] == [first, second] and export.counts["covers"] == 2
+    assert [(row["cover_id"], row["embedder_id"]) for row in covers] == [
+        (cover_id, embedder) for cover_id in (first, second) for embedder in sorted((clip, captioner))
+    ]
+    assert export.counts["covers"] == 2
     pairs = [json.loads(line) for line in export_file(export, "jsonl").read_text().splitlines()]
     images = {row["cover_id"]: row["images"][0] for row in pairs}
     for row in covers:
-        assert row["embedder_id"] == "tiny-clip:clip:seed0" and len(row["embedding"]) == 8
-        assert np.allclose(row["embedding"], vectors[row["cover_id"]]) and row["image"] == images[row["cover_id"]]
+        assert np.allclose(row["embedding"], vectors[row["embedder_id"]][row["cover_id"]])
+        assert row["image"] == images[row["cover_id"]]
+    assert not np.allclose(vectors[clip][first], vectors[captioner][first])
     digest = hashlib.sha256()
     for name in sorted(export.files.values()):
         digest.update((artifacts / export.directory / name).read_bytes())

@@ -27,16 +27,21 @@ def artifacts(settings, tmp_path):
     return settings.ALBUMGEN_ARTIFACTS_DIR
 
 
+CLIP, CAPTIONER = "tiny-clip:clip:seed0", "tiny-internvl:captioner:seed0#image-tokens"
+
+
 def test_a_reward_run_registers_a_reward_version_with_its_export_and_accuracy():
     generation_round = labeled_round({"ann": [2, 1, 0], "bob": [2, 1, 0]})
-    embed_covers({cover.pk: "tiny-clip:clip:seed0" for cover in generation_round.covers.all()})
+    for embedder in (CLIP, CAPTIONER):
+        embed_covers({cover.pk: embedder for cover in generation_round.covers.all()})
     export = preference_export_build(export=preference_export_start(name="p", options=PreferenceExportOptions()))
     config = {"eval_fraction": 0.5, "num_train_epochs": 2, "per_device_train_batch_size": 4}
     run = services.training_run_create(kind="reward", name="rm-1", config=config, dataset_export=export)
     assert tasks.training_run_task(run.pk) == RunStatus.SUCCEEDED
     run.refresh_from_db()
     version = run.result_version
-    assert version.kind == ModelKind.REWARD and version.base_model_id == "tiny-clip:clip:seed0"
+    # It reads the covers through the CLIP by default.
+    assert version.kind == ModelKind.REWARD and version.base_model_id == CLIP
     assert version.metrics["export_id"] == export.pk
     assert version.metrics["captioner_base_model_id"] == "tiny-internvl:captioner:seed0"
     assert version.metrics["eval_covers"] == 1 and version.metrics["train_covers"] == 1
@@ -45,6 +50,24 @@ def test_a_reward_run_registers_a_reward_version_with_its_export_and_accuracy():
     # One held-out cover: the run says its figure means little.
     assert after["warning"].startswith("only 6 held-out pair(s) of 1 cover(s)")
     assert run.points.filter(values__has_key="loss").exists()
+
+
+def test_a_captioner_reader_trains_on_the_captioners_embeddings_or_fails_with_a_sentence_without_them():
+    generation_round = labeled_round({"ann": [2, 1, 0], "bob": [2, 1, 0]})
+    embed_covers({cover.pk: CLIP for cover in generation_round.covers.all()})  # rendered before a release stored both
+    export = preference_export_build(export=preference_export_start(name="p", options=PreferenceExportOptions()))
+    config = {"eval_fraction": 0.5, "num_train_epochs": 1, "cover_encoder": "captioner"}
+    run = services.training_run_create(kind="reward", name="rm-1", config=config, dataset_export=export)
+    assert tasks.training_run_task(run.pk) == RunStatus.FAILED
+    run.refresh_from_db()
+    assert f"hold no captioner embeddings (only {CLIP};" in run.failure_reason
+    assert not ModelVersion.objects.filter(kind=ModelKind.REWARD).exists()
+    embed_covers({cover.pk: CAPTIONER for cover in generation_round.covers.all()})
+    export = preference_export_build(export=preference_export_start(name="q", options=PreferenceExportOptions()))
+    run = services.training_run_create(kind="reward", name="rm-2", config=config, dataset_export=export)
+    assert tasks.training_run_task(run.pk) == RunStatus.SUCCEEDED
+    run.refresh_from_db()
+    assert run.result_version.base_model_id == CAPTIONER
 
 
 def test_a_reward_run_on_covers_without_embeddings_fails_and_registers_nothing():
