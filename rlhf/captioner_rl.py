@@ -428,7 +428,10 @@ def _result(
         parent_adapter_path=captioner.adapter_path,
         base_model_id=captioner.model_id,
         reward_history=[float(row["reward"]) for row in steps if "reward" in row],
-        preference_history=[float(row["rewards/preference/mean"]) for row in steps if "rewards/preference/mean" in row],
+        # TRL logs None for a step in which the reward model judged no completion (none was feature JSON).
+        preference_history=[
+            float(row["rewards/preference/mean"]) for row in steps if row.get("rewards/preference/mean") is not None
+        ],
         validity_history=[
             float(row["rewards/schema_valid/mean"]) for row in steps if "rewards/schema_valid/mean" in row
         ],

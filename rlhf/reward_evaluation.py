@@ -2,9 +2,9 @@
 
 - **Interval**: the 95% percentile interval of 2,000 bootstrap resamples of covers (fixed seed). A cover's pairs share
   its image and its labelers, so they are not independent: resampling pairs would give intervals too narrow.
-- **Cover groups** are found without knowing the labelers' taste: k-means on the covers' CLIP embeddings (every cover
-  of the export, trained on or not), k from 2 to 6 chosen by the best silhouette score. A model that learned only
-  the majority's taste shows it as a group near or below chance.
+- **Cover groups** are found without knowing the labelers' taste: k-means on the covers' embeddings the model reads
+  (every cover of the export, trained on or not), k from 2 to 6 chosen by the best silhouette score. A model that
+  learned only the majority's taste shows it as a group near or below chance.
 - **By margin**: pairs whose labels differ by more are easier; the buckets show whether the model gets the clear ones.
 - **Too small to mean anything**: fewer than ``MIN_EVAL_COVERS`` held-out covers or ``MIN_EVAL_PAIRS`` held-out pairs
   gives a warning, shown wherever the accuracy is.
