@@ -149,3 +149,16 @@ def test_the_version_page_shows_lineage_and_the_evaluation_table(staff_client):
     assert "RAG constrained" in page and "3/3" in page and "0.0421" in page and "50%" in page
     assert f'href="/studio/admin/training/versions/{base.pk}/"' in page
     assert "Not evaluated yet" in staff_client.get(f"/studio/admin/training/versions/{base.pk}/").content.decode()
+
+
+def test_the_reward_launch_form_offers_the_cover_encoders_as_a_choice_and_refuses_another(staff_client):
+    page = staff_client.get("/studio/admin/training/launch/reward/").content.decode()
+    select = page[
+        page.index('name="option_cover_encoder"') : page.index("</select>", page.index("option_cover_encoder"))
+    ]
+    assert '<option value="clip" selected>' in select and '<option value="captioner">' in select
+    form = {f"option_{k}": v for k, v in services.run_config_validate(kind="reward", config={}).items()}
+    response = staff_client.post("/studio/admin/training/launch/reward/", {**form, "option_cover_encoder": "pixels"})
+    assert response.status_code == 400
+    assert "Select a valid choice. pixels is not one of the available choices." in response.content.decode()
+    assert not TrainingRun.objects.exists()
