@@ -322,12 +322,10 @@ def _write_covers(path: Path, cover_ids: list[int]) -> None:
             }
             rows: list[tuple[int, str | None, Any]] = []
             for cover_id in chunk:
-                stored = [
-                    (embedder, vectors[embedder][cover_id])
-                    for embedder in embedder_ids
-                    if cover_id in vectors[embedder]
+                found = [embedder for embedder in embedder_ids if cover_id in vectors[embedder]]
+                rows += [(cover_id, embedder, vectors[embedder][cover_id]) for embedder in found] or [
+                    (cover_id, None, None)
                 ]
-                rows += [(cover_id, embedder, vector) for embedder, vector in stored] or [(cover_id, None, None)]
             columns = {
                 "cover_id": [cover_id for cover_id, _, _ in rows],
                 "embedder_id": [embedder for _, embedder, _ in rows],
