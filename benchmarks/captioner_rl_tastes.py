@@ -37,9 +37,8 @@ sys.path.insert(0, str(ROOT))
 from generation.config import PipelineConfig  # noqa: E402 - after the path set-up
 from generation.features import FeatureError, parse_features  # noqa: E402
 from generation.images import load_cover_image  # noqa: E402
-from generation.instruction import build_instruction  # noqa: E402
 from generation.pipeline import Pipeline  # noqa: E402
-from generation.retrieve import mean_features  # noqa: E402
+from generation.retrieve import rag_instruction  # noqa: E402
 from rlhf.captioner_rl import CaptionerRLConfig, RLCover, tune_captioner  # noqa: E402
 from rlhf.preferences import BUILT_IN_TASTES, COVER_SWITCHES, SimCover  # noqa: E402
 
@@ -84,9 +83,7 @@ def main() -> int:
 
     def instruction_of(image: Image.Image) -> str:
         neighbours = pipeline.index.search(pipeline.embedder.embed([image])[0], k=pipeline.config.top_k)
-        return build_instruction(
-            genres=genres, context=mean_features(neighbours), neighbour_genres=[n.genre for n in neighbours]
-        )
+        return rag_instruction(genres, neighbours)
 
     reward_fn, embed = _reward(args.reward, taste, pipeline, genres)
     covers = [RLCover(str(i), image, instruction_of(image), embed(image)) for i, image in enumerate(train)]

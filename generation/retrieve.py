@@ -16,6 +16,7 @@ import numpy as np
 
 from generation.config import DEFAULT_TOP_K
 from generation.features import MEAN_DIGITS, NUMERIC_RANGES, AcousticFeatures, features_from_mapping
+from generation.instruction import build_instruction
 
 # Exact search is fast enough up to about 1e5 covers (a 512-d flat scan of 1e5 rows is a few ms); above that an
 # IVF or HNSW index would be the next step.
@@ -145,6 +146,13 @@ class RetrievalIndex:
                 continue
             neighbours.append(Neighbour(entry.album_id, entry.name, entry.genre, float(distance), entry.features))
         return neighbours[:k]
+
+
+def rag_instruction(genres: Sequence[str], neighbours: Sequence[Neighbour]) -> str:
+    """The captioner's instruction with the RAG context of ``neighbours``: their mean features and genres."""
+    return build_instruction(
+        genres=genres, context=mean_features(neighbours), neighbour_genres=[n.genre for n in neighbours]
+    )
 
 
 def mean_features(neighbours: Sequence[Neighbour]) -> AcousticFeatures:

@@ -23,7 +23,7 @@ from generation.embed import Embedder
 from generation.features import AcousticFeatures
 from generation.images import load_cover_image
 from generation.instruction import build_instruction
-from generation.retrieve import RetrievalIndex, mean_features
+from generation.retrieve import RetrievalIndex, rag_instruction
 from rlhf.sft_config import CONTEXTS, CaptionerSFTConfig
 
 
@@ -64,10 +64,7 @@ def sft_rows(
         if context in ("rag", "both"):
             embedding = embedder.embed([load_cover_image(album.cover_path)])[0]
             neighbours = index.search(embedding, k=top_k, exclude=[album.album_id])
-            rag = build_instruction(
-                genres=genres, context=mean_features(neighbours), neighbour_genres=[n.genre for n in neighbours]
-            )
-            instructions.append(("rag", rag))
+            instructions.append(("rag", rag_instruction(genres, neighbours)))
         for name, instruction in instructions:
             yield {
                 "messages": [

@@ -132,7 +132,7 @@ def _instruction(
 ) -> str:
     """The instruction the captioner saw for this cover: rebuilt from the stored neighbours (deterministic)."""
     # Imported here: generation.retrieve loads FAISS, which the web process (it imports this module) never needs.
-    from generation.retrieve import Neighbour, mean_features
+    from generation.retrieve import Neighbour, rag_instruction
 
     # The stored neighbours' features were validated when the variant was generated; rebuilt without re-checking.
     neighbours = [
@@ -141,9 +141,7 @@ def _instruction(
     ]
     if not generation_round.render_settings.get("rag", True) or not neighbours:
         return build_instruction(genres=genres)
-    return build_instruction(
-        genres=genres, context=mean_features(neighbours), neighbour_genres=[n.genre for n in neighbours]
-    )
+    return rag_instruction(genres, neighbours)
 
 
 @dataclass

@@ -303,8 +303,7 @@ def _export_profile(round_ids: list[int]) -> str:
 def run_rl(run: TrainingRun) -> None:
     """GRPO of the captioner's LoRA against a reward model, on the covers the reward model's labelers judged."""
     from generation.images import load_cover_image
-    from generation.instruction import build_instruction
-    from generation.retrieve import mean_features
+    from generation.retrieve import rag_instruction
     from labelstudio_site.studio.models import Cover
     from labelstudio_site.studio.selectors import cover_embeddings_get
     from rlhf.captioner_rl import CaptionerRLConfig, RLCover, tune_captioner
@@ -342,9 +341,7 @@ def run_rl(run: TrainingRun) -> None:
                 by_cover[cover.pk] if cover.pk in by_cover else embedders[embedder_id].embed([image])[0]
             )
         neighbours = pipeline.index.search(vectors[retrieval_id], k=pipeline.config.top_k)
-        instruction = build_instruction(
-            genres=genres, context=mean_features(neighbours), neighbour_genres=[n.genre for n in neighbours]
-        )
+        instruction = rag_instruction(genres, neighbours)
         rl_covers.append(RLCover(str(cover.pk), image, instruction, vectors[scorer.embedder_id]))
     logger.info("GRPO on %d covers against reward model %s", len(rl_covers), reward)
     output = model_dir(run)
