@@ -15,7 +15,7 @@ are used, the first ``--train`` / 2 of each side to train, the next ``--held`` /
 Usage: python -m generation build-index --profile trained --out INDEX
        python benchmarks/captioner_rl_tastes.py --covers DIR/covers --index INDEX [--taste warmth_tempo_mode]
        [--reward oracle|CHECKPOINT] [--train 32] [--held 16] [--steps 100] [--lr 5e-3] [--beta 0.1] [--group 8]
-       [--covers-per-step 4] [--num-iterations 1]
+       [--covers-per-step 4] [--num-iterations 1] [--captioner DIR]
 """
 
 import argparse
@@ -62,10 +62,11 @@ def main() -> int:
     parser.add_argument("--group", type=int, default=8, help="completions per cover (GRPO's group)")
     parser.add_argument("--covers-per-step", type=int, default=4)
     parser.add_argument("--num-iterations", type=int, default=1)
+    parser.add_argument("--captioner", help="a captioner checkpoint in place of the trained profile's (a rebuild)")
     args = parser.parse_args()
     torch.set_num_threads(2)
 
-    pipeline = Pipeline.load(PipelineConfig(profile="trained"), index_dir=args.index)
+    pipeline = Pipeline.load(PipelineConfig(profile="trained", captioner=args.captioner), index_dir=args.index)
     genres = pipeline.genres()
     taste, switch = BUILT_IN_TASTES[args.taste], COVER_SWITCHES[args.taste]
     by_side: dict[str, list[Image.Image]] = {side: [] for side in switch.sides}
@@ -145,10 +146,20 @@ def _mean(values: list[float]) -> float:
 def _reward(source: str, taste: Any, pipeline: Pipeline, genres: list[str]) -> tuple[Any, Any]:
     """The reward function GRPO gets and the cover vector each RLCover carries for it."""
     if source != "oracle":
+        from generation.loading import ModelLoadError
         from rlhf.reward import RewardScorer
 
-        scorer = RewardScorer.load(source)
-        (embedder,) = [e for e in pipeline.cover_embedders if e.model_id == scorer.embedder_id]
+        try:
+            scorer = RewardScorer.load(source)
+        except ModelLoadError as exc:
+            raise SystemExit(str(exc)) from exc
+        embedders = {embedder.model_id: embedder for embedder in pipeline.cover_embedders}
+        if scorer.embedder_id not in embedders:
+            raise SystemExit(
+                f"the reward model reads covers embedded by {scorer.embedder_id}, but the trained profile embeds with "
+                f"{' and '.join(embedders)}"
+            )
+        embedder = embedders[scorer.embedder_id]
         return (
             lambda embeddings, completions: scorer.score(embeddings, completions, invalid="none"),
             lambda image: embedder.embed([image])[0],

@@ -59,15 +59,23 @@ def studio(request: pytest.FixtureRequest, settings, tmp_path: Path, monkeypatch
 
 @pytest.fixture
 def render_round() -> Callable[..., GenerationRound]:
-    """A round rendered by the GPU task's body, cover by cover, as a worker would."""
+    """A round rendered by the GPU task's body, cover by cover, as a worker would; a comparison round of two versions
+    with ``compare_with``."""
 
     def render(
-        covers: list[Cover], version: ModelVersion, *, variants: int, seed: int, overlap_k: int = 1
+        covers: list[Cover],
+        version: ModelVersion,
+        *,
+        variants: int,
+        seed: int,
+        overlap_k: int = 1,
+        compare_with: ModelVersion | None = None,
     ) -> GenerationRound:
         generation_round = studio_services.round_create(
             name=f"{version.name} seed {seed}",
             covers=covers,
             captioner_version=version,
+            comparison_version=compare_with,
             variants_per_cover=variants,
             seed=seed,
             render_settings=RENDER,

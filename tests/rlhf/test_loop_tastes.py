@@ -1,0 +1,186 @@
+"""Proof that the loop learns what labelers like about a cover (issue #14), per cover-dependent taste.
+
+Through the product's own code paths, on the ``trained`` profile (the demo's: a captioner that reads the cover):
+
+1. restyled covers (their look drawn apart from the album's mood, so the neighbours' metadata does not give the taste
+   away) of a seed neither the catalog nor its index uses are uploaded: ``LABELED`` covers, half on each side of the
+   taste's cover switch, and ``HELD_OUT`` other, clear ones;
+2. a round of the base captioner renders the labeled covers (the GPU task's body); ``python -m rlhf simulate`` labels
+   it through a live server with two labelers of the taste (noise 0.1);
+3. a preference export trains a reward run (the cover-aware reward model), which an RL run optimises (GRPO on the
+   export's covers only, ``run_rl``);
+4. evaluation rounds of the held-out covers, base and tuned, one per sampling seed, are scored by the noise-free taste;
+   a comparison round (base and tuned side by side) is labeled by the same simulated labelers.
+
+Asserted per side of the switch and overall: the tuned captioner closes at least half of the gap between the base's
+mean and its best-of-8 (per cover and seed the best noise-free score among the base's 8 variants, averaged), and its
+win rate over the base in the comparison round (the round page's arithmetic: ranking pairs, a cluster bootstrap over
+covers) is at least 70% with the interval's lower end above 50%. The test knows the taste only to pick and group
+covers and to score the held-out rounds; the models see labels only.
+
+Settings measured with ``benchmarks/captioner_rl_tastes.py`` (README): GRPO needs many covers and a KL to the parent to
+learn a switch rather than one answer for every cover; at 100 steps it closed a third of the gap on the cool side.
+
+Not met yet, so every case is ``slow`` and a case short of the bar ends as an expected failure (``xfail``) with its
+figures; everything before the bar is asserted as usual. The colour case, the closest (2026-12-04, 40 min beside
+another job): reward model 0.882 held out against a ceiling of 0.902; gap closed cool 0.39, warm 1.10, overall 0.70;
+win rate 0.694 [0.603, 0.772]. With the taste itself as the reward the benchmark closes colour and texture on both
+sides, brightness on one and composition on neither (README). The simpler loop proof, a mean gain on the majority of
+covers with the tiny twin, is ``test_loop.py`` and gates CI.
+"""
+
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from PIL import Image
+
+from labelstudio_site.studio import services as studio_services
+from labelstudio_site.studio.models import AssignmentStatus, Cover, GenerationRound
+from labelstudio_site.studio.selectors import round_comparison
+from labelstudio_site.training.exports import PreferenceExportOptions, preference_export_build, preference_export_start
+from labelstudio_site.training.services import model_version_base_ensure
+from rlhf.preferences import BUILT_IN_TASTES, COVER_SWITCHES, SimCover
+from tests.rlhf.test_reward_tastes import held_out_against_the_oracle_ceiling, restyled_covers
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("one_torch_thread")]
+
+PROFILE = "trained"
+# Covers per side: labeled (the export's, which RL tunes on) and held out (clear ones: taste weight below 0.15 or
+# above 0.85; covers in between are a blend of both sides' tastes).
+LABELED, HELD_OUT = 120, 12
+CLEAR = (0.15, 0.85)
+VARIANTS = 8
+LABELERS, NOISE = 2, 0.1
+EXPORT = {"source": "ranking", "aggregate": "mean"}
+REWARD_RUN = {"eval_fraction": 0.25, "seed": 0}
+# 4 covers x 8 completions a step. With the colour taste as its own reward, 100 steps closed a third of the gap on
+# the cool side and 200 most of it (README).
+RL_RUN = {
+    "max_steps": 200,
+    "group_size": 8,
+    "per_device_train_batch_size": 32,
+    "learning_rate": 5e-3,
+    "beta": 0.1,
+    "seed": 0,
+}
+EVALUATION_SEEDS = (101, 102, 103)
+GAP_CLOSED, WIN_RATE = 0.5, 0.7
+
+CASES = ["warmth_tempo_mode", "brightness_energy", "texture_acousticness", "balance_loudness_key"]
+
+
+def pick_covers(folder: Path, taste: str) -> tuple[list[Cover], list[Cover], dict[int, str]]:
+    """Upload the labeled and the held-out covers (in file-name, i.e. random id, order); each cover's side."""
+    switch = COVER_SWITCHES[taste]
+    labeled: dict[str, list[Path]] = {side: [] for side in switch.sides}
+    held_out: dict[str, list[Path]] = {side: [] for side in switch.sides}
+    for path in restyled_covers(folder):
+        with Image.open(path) as opened:
+            image = opened.convert("RGB")
+        side = switch.side(image)
+        if len(labeled[side]) < LABELED:
+            labeled[side].append(path)
+        elif len(held_out[side]) < HELD_OUT and not CLEAR[0] < switch.weight(image) < CLEAR[1]:
+            held_out[side].append(path)
+    assert all(len(paths) == HELD_OUT for paths in held_out.values()), f"too few covers on a side of {taste}"
+    side_of: dict[int, str] = {}
+
+    def upload(by_side: dict[str, list[Path]]) -> list[Cover]:
+        covers = []
+        for side, paths in by_side.items():
+            for path in paths:
+                cover = studio_services.cover_create(data=path.read_bytes(), name=path.name)[0]
+                side_of[cover.pk] = side
+                covers.append(cover)
+        return covers
+
+    return upload(labeled), upload(held_out), side_of
+
+
+def taste_scores(generation_round: GenerationRound, taste: str) -> dict[int, list[float]]:
+    """Per cover, the noise-free taste score of each of the round's variants."""
+    score = BUILT_IN_TASTES[taste]
+    covers = {
+        cover.pk: SimCover(Image.open(cover.image.path).convert("RGB"), "", 0)
+        for cover in generation_round.covers.all()
+    }
+    scores: dict[int, list[float]] = {cover_id: [] for cover_id in covers}
+    for cover_id, features in generation_round.variants.values_list("cover_id", "features"):
+        scores[cover_id].append(score(covers[cover_id], features))
+    return scores
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("taste", CASES)
+def test_rl_against_the_labels_reward_model_closes_half_the_gap_to_best_of_n_on_every_side(
+    taste: str,
+    studio: Path,
+    simulate_labelers: Callable[..., None],
+    render_round: Callable[..., GenerationRound],
+    run_to_end: Callable[..., Any],
+    report: Callable[[str, Any], None],
+) -> None:
+    labeled, held_out, side_of = pick_covers(studio / "covers", taste)
+    sides = COVER_SWITCHES[taste].sides
+    base = model_version_base_ensure(profile=PROFILE)
+
+    # 1-3. Labels, export, reward model, RL on the export's covers.
+    labeling = render_round(labeled, base, variants=VARIANTS, seed=1, overlap_k=LABELERS)
+    oracle_file = studio / "oracle.jsonl"
+    simulate_labelers(f"rlhf.preferences:{taste}", labelers=LABELERS, noise=NOISE, oracle_out=oracle_file)
+    assert labeling.label_tasks.filter(assignments__status=AssignmentStatus.SUBMITTED).count() == len(labeled) * 2
+    options = PreferenceExportOptions(**EXPORT, round_ids=[labeling.pk])
+    export = preference_export_build(export=preference_export_start(name=taste, options=options))
+    reward = run_to_end(kind="reward", name=f"rm-{taste}", config=REWARD_RUN, dataset_export=export).result_version
+    # Its bar is test_reward_tastes'; here its figures show what RL had to learn from.
+    held_out_against_the_oracle_ceiling(reward, export, oracle_file, side_of, report)
+    # Nothing else runs while GRPO samples and steps: both cores.
+    torch.set_num_threads(2)
+    rl = run_to_end(kind="rl", name=f"rl-{taste}", config=RL_RUN, parent_version=base, reward_version=reward)
+    torch.set_num_threads(1)
+    report("RL run", rl.summary)
+    assert rl.summary["covers"] == len(labeled), "RL tuned on covers outside its export"
+    tuned = rl.result_version
+
+    # 4. A comparison round of the held-out covers, base and tuned side by side, labeled by the same labelers. Before
+    # the evaluation rounds, whose tasks the labelers would otherwise label too.
+    comparison = render_round(
+        held_out, base, variants=VARIANTS, seed=EVALUATION_SEEDS[0], overlap_k=LABELERS, compare_with=tuned
+    )
+    simulate_labelers(f"rlhf.preferences:{taste}", labelers=LABELERS, noise=NOISE)
+    wins = round_comparison(generation_round=comparison)
+    assert wins is not None and wins["newer"]["id"] == tuned.pk
+    ranking = wins["ranking"]
+    report(
+        "tuned vs base win rate (ranking) [95% interval]", (ranking["win_rate"], ranking["ci_low"], ranking["ci_high"])
+    )
+
+    # 5. Evaluation rounds of the held-out covers: the noise-free taste of base and tuned, per cover and seed.
+    per_seed: dict[str, list[dict[int, list[float]]]] = {"base": [], "tuned": []}
+    for seed in EVALUATION_SEEDS:
+        for name, version in (("base", base), ("tuned", tuned)):
+            per_seed[name].append(taste_scores(render_round(held_out, version, variants=VARIANTS, seed=seed), taste))
+    table = {}
+    for group in (*sides, "overall"):
+        covers = [cover.pk for cover in held_out if group in (side_of[cover.pk], "overall")]
+        base_mean = statistics.mean(statistics.mean(s[c]) for s in per_seed["base"] for c in covers)
+        best = statistics.mean(max(s[c]) for s in per_seed["base"] for c in covers)
+        tuned_mean = statistics.mean(statistics.mean(s[c]) for s in per_seed["tuned"] for c in covers)
+        table[group] = {
+            "base": round(base_mean, 3),
+            "best-of-8": round(best, 3),
+            "tuned": round(tuned_mean, 3),
+            "gap closed": round((tuned_mean - base_mean) / (best - base_mean), 2),
+        }
+    report("held-out covers, noise-free taste", table)
+
+    short = [group for group, row in table.items() if row["gap closed"] < GAP_CLOSED]
+    if ranking["win_rate"] < WIN_RATE or ranking["ci_low"] <= 0.5:
+        short.append("win rate")
+    if short:
+        # The bar of issue #14, not met yet (docstring): an expected failure, with everything before it asserted.
+        pytest.xfail(f"short of the bar on {', '.join(short)}: {table}, win rate {ranking}")
