@@ -146,20 +146,13 @@ def _mean(values: list[float]) -> float:
 def _reward(source: str, taste: Any, pipeline: Pipeline, genres: list[str]) -> tuple[Any, Any]:
     """The reward function GRPO gets and the cover vector each RLCover carries for it."""
     if source != "oracle":
-        from generation.loading import ModelLoadError
         from rlhf.reward import RewardScorer
 
         try:
             scorer = RewardScorer.load(source)
-        except ModelLoadError as exc:
+            embedder = pipeline.cover_embedder(scorer.embedder_id)
+        except ValueError as exc:  # ModelLoadError is one
             raise SystemExit(str(exc)) from exc
-        embedders = {embedder.model_id: embedder for embedder in pipeline.cover_embedders}
-        if scorer.embedder_id not in embedders:
-            raise SystemExit(
-                f"the reward model reads covers embedded by {scorer.embedder_id}, but the trained profile embeds with "
-                f"{' and '.join(embedders)}"
-            )
-        embedder = embedders[scorer.embedder_id]
         return (
             lambda embeddings, completions: scorer.score(embeddings, completions, invalid="none"),
             lambda image: embedder.embed([image])[0],

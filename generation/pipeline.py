@@ -172,6 +172,20 @@ class Pipeline:
         """The embedders whose vectors of a cover are stored with it: the retrieval CLIP and the captioner."""
         return [self.embedder, self.captioner.image_embedder]
 
+    def cover_embedder(self, embedder_id: str) -> Embedder | CaptionerImageEmbedder:
+        """The cover embedder of that id (the one a reward model reads covers with).
+
+        Raises:
+            ValueError: neither of ``cover_embedders`` has that id.
+        """
+        embedders = {embedder.model_id: embedder for embedder in self.cover_embedders}
+        if embedder_id not in embedders:
+            raise ValueError(
+                f"the reward model reads covers embedded by {embedder_id}, but the captioner's pipeline embeds "
+                f"with {' and '.join(embedders)}"
+            )
+        return embedders[embedder_id]
+
     def genres(self) -> list[str]:
         if self.index is None:
             raise ValueError("zero-shot runs still need the genre vocabulary: load an index")

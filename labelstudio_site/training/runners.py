@@ -319,12 +319,7 @@ def run_rl(run: TrainingRun) -> None:
     pipeline = _captioner_pipeline(parent)
     genres = pipeline.genres()
     scorer = RewardScorer.load(reward.adapter_path)
-    embedders = {embedder.model_id: embedder for embedder in pipeline.cover_embedders}
-    if scorer.embedder_id not in embedders:
-        raise ValueError(
-            f"the reward model reads covers embedded by {scorer.embedder_id}, but the captioner's pipeline embeds "
-            f"with {' and '.join(embedders)}"
-        )
+    pipeline.cover_embedder(scorer.embedder_id)  # refuses a reward model of an embedder the pipeline lacks
     retrieval_id = pipeline.embedder.model_id
     cover_ids = [cover.pk for cover in covers]
     stored = {
@@ -338,7 +333,7 @@ def run_rl(run: TrainingRun) -> None:
         for embedder_id, by_cover in stored.items():
             # Stored at generation time; a cover rendered before embeddings were stored is embedded again here.
             vectors[embedder_id] = (
-                by_cover[cover.pk] if cover.pk in by_cover else embedders[embedder_id].embed([image])[0]
+                by_cover[cover.pk] if cover.pk in by_cover else pipeline.cover_embedder(embedder_id).embed([image])[0]
             )
         neighbours = pipeline.index.search(vectors[retrieval_id], k=pipeline.config.top_k)
         instruction = rag_instruction(genres, neighbours)

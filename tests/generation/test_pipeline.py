@@ -97,6 +97,14 @@ def test_a_result_carries_the_covers_embedding_and_its_report_stays_json(index_d
     assert "embedding" not in report and "embeddings" not in report
 
 
+def test_a_cover_embedder_is_found_by_id_and_an_unknown_one_is_a_sentence(index_dir):
+    pipeline = Pipeline.load(PipelineConfig(duration_s=2.0), index_dir=index_dir)
+    for embedder in pipeline.cover_embedders:
+        assert pipeline.cover_embedder(embedder.model_id).model_id == embedder.model_id
+    with pytest.raises(ValueError, match="reads covers embedded by another/clip, but the captioner's pipeline embeds"):
+        pipeline.cover_embedder("another/clip")
+
+
 def test_zero_shot_has_no_neighbours_or_context(index_dir):
     report, audio = run_once(index_dir, seed=3, rag=False)
     assert report["neighbours"] == [] and report["context"] is None

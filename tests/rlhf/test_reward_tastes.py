@@ -160,11 +160,14 @@ def held_out_against_the_oracle_ceiling(
     assert ceiling.missing == 0
     overall = accuracy(right)
     assert overall == pytest.approx(reward.metrics["eval_accuracy_after"])
-    table = {"all": (round(ceiling.accuracy, 3), round(overall, 3), len(right))}
+    table = {"all": (ceiling.accuracy, overall, len(right))}
     for side, side_ceiling in ceiling.groups.items():
         side_right = [ok for ok, row in zip(right, held_out, strict=True) if side_of[row["cover_id"]] == side]
-        table[side] = (round(side_ceiling.accuracy, 3), round(accuracy(side_right), 3), len(side_right))
-    report("held-out (oracle ceiling, reward model, pairs)", table)
+        table[side] = (side_ceiling.accuracy, accuracy(side_right), len(side_right))
+    report(
+        "held-out (oracle ceiling, reward model, pairs)",
+        {group: (round(top, 3), round(model, 3), pairs) for group, (top, model, pairs) in table.items()},
+    )
     groups = reward.metrics["reward_evaluation"]["after"]["groups"]
     report("the run's own cover groups (k-means)", {name: round(g["accuracy"], 3) for name, g in groups.items()})
     return table
