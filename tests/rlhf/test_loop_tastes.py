@@ -18,19 +18,21 @@ win rate over the base in the comparison round (the round page's arithmetic: ran
 covers) is at least 70% with the interval's lower end above 50%. The test knows the taste only to pick and group
 covers and to score the held-out rounds; the models see labels only.
 
-Settings measured with ``benchmarks/captioner_rl_tastes.py`` (README): GRPO needs many covers and a KL to the parent to
-learn a switch rather than one answer for every cover; at 100 steps it closed a third of the gap on the cool side.
-
-Not met yet, so every case is ``slow`` and a case short of the bar ends as an expected failure (``xfail``) with its
-figures; everything before the bar is asserted as usual. The colour case, the closest (2026-12-04, 40 min beside
-another job): reward model 0.882 held out against a ceiling of 0.902; gap closed cool 0.39, warm 1.10, overall 0.70;
-win rate 0.694 [0.603, 0.772]. With the taste itself as the reward the benchmark closes colour and texture on both
-sides, brightness on one and composition on neither (README). The simpler loop proof, a mean gain on the majority of
-covers with the tiny twin, is ``test_loop.py`` and gates CI.
+The tastes: the four built in (colour, brightness, texture, composition) and two that nothing in the product knows
+(``benchmarks/reward_unseen_tastes.py``: greenness, and grain over four features). Settings measured with
+``benchmarks/captioner_rl_tastes.py`` (README): GRPO needs many covers and a KL to the parent to learn a switch
+rather than one answer for every cover. What made the bar reachable is the captioner's writing head
+(``fixtures/small/CAPTIONER.md``): its language model now carries the cover's look where it starts writing, which is
+what the LoRA reads. Each case takes about 15 minutes on 2 cores, so all are ``slow``; the figures are in the README.
+Composition was short of the bar in the benchmark on a first writing-head build even with the taste itself as the
+reward (0.21 / 0.52 of the gap; training reward 0.48 -> 0.55), so its case is an expected failure. The simpler loop proof, a mean gain on the majority of covers
+with the tiny twin, is ``test_loop.py`` and gates CI.
 """
 
+import importlib
 import statistics
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +45,8 @@ from labelstudio_site.studio.models import AssignmentStatus, Cover, GenerationRo
 from labelstudio_site.studio.selectors import round_comparison
 from labelstudio_site.training.exports import PreferenceExportOptions, preference_export_build, preference_export_start
 from labelstudio_site.training.services import model_version_base_ensure
-from rlhf.preferences import BUILT_IN_TASTES, COVER_SWITCHES, SimCover
+from rlhf.preferences import COVER_SWITCHES, CoverSwitch, SimCover
+from rlhf.simulate import load_preference
 from tests.rlhf.test_reward_tastes import held_out_against_the_oracle_ceiling, restyled_covers
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("one_torch_thread")]
@@ -70,12 +73,34 @@ RL_RUN = {
 EVALUATION_SEEDS = (101, 102, 103)
 GAP_CLOSED, WIN_RATE = 0.5, 0.7
 
-CASES = ["warmth_tempo_mode", "brightness_energy", "texture_acousticness", "balance_loudness_key"]
+
+@dataclass(frozen=True)
+class Taste:
+    """The simulated labelers' taste: what ``rlhf simulate --preference`` takes, and the cover switch it turns on."""
+
+    spec: str
+    switch: CoverSwitch
+
+    def score(self, cover: SimCover, features: dict[str, Any]) -> float:
+        return load_preference(self.spec)(cover, features)
 
 
-def pick_covers(folder: Path, taste: str) -> tuple[list[Cover], list[Cover], dict[int, str]]:
+UNSEEN = importlib.import_module("benchmarks.reward_unseen_tastes")  # tastes nothing in the product knows
+TASTES = {
+    **{
+        name: Taste(f"rlhf.preferences:{name}", COVER_SWITCHES[name])
+        for name in ("warmth_tempo_mode", "brightness_energy", "texture_acousticness", "balance_loudness_key")
+    },
+    **{
+        name: Taste(f"benchmarks.reward_unseen_tastes:{name}", UNSEEN.SWITCHES[name])
+        for name in ("green_acoustic", "grain_minor_energy_fast_loud")
+    },
+}
+
+
+def pick_covers(folder: Path, taste: Taste) -> tuple[list[Cover], list[Cover], dict[int, str]]:
     """Upload the labeled and the held-out covers (in file-name, i.e. random id, order); each cover's side."""
-    switch = COVER_SWITCHES[taste]
+    switch = taste.switch
     labeled: dict[str, list[Path]] = {side: [] for side in switch.sides}
     held_out: dict[str, list[Path]] = {side: [] for side in switch.sides}
     for path in restyled_covers(folder):
@@ -86,7 +111,7 @@ def pick_covers(folder: Path, taste: str) -> tuple[list[Cover], list[Cover], dic
             labeled[side].append(path)
         elif len(held_out[side]) < HELD_OUT and not CLEAR[0] < switch.weight(image) < CLEAR[1]:
             held_out[side].append(path)
-    assert all(len(paths) == HELD_OUT for paths in held_out.values()), f"too few covers on a side of {taste}"
+    assert all(len(paths) == HELD_OUT for paths in held_out.values()), f"too few covers on a side of {taste.spec}"
     side_of: dict[int, str] = {}
 
     def upload(by_side: dict[str, list[Path]]) -> list[Cover]:
@@ -101,46 +126,59 @@ def pick_covers(folder: Path, taste: str) -> tuple[list[Cover], list[Cover], dic
     return upload(labeled), upload(held_out), side_of
 
 
-def taste_scores(generation_round: GenerationRound, taste: str) -> dict[int, list[float]]:
+def taste_scores(generation_round: GenerationRound, taste: Taste) -> dict[int, list[float]]:
     """Per cover, the noise-free taste score of each of the round's variants."""
-    score = BUILT_IN_TASTES[taste]
     covers = {
         cover.pk: SimCover(Image.open(cover.image.path).convert("RGB"), "", 0)
         for cover in generation_round.covers.all()
     }
     scores: dict[int, list[float]] = {cover_id: [] for cover_id in covers}
     for cover_id, features in generation_round.variants.values_list("cover_id", "features"):
-        scores[cover_id].append(score(covers[cover_id], features))
+        scores[cover_id].append(taste.score(covers[cover_id], features))
     return scores
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("taste", CASES)
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(
+            name,
+            marks=pytest.mark.xfail(
+                name == "balance_loudness_key",
+                reason="composition: short of the bar even with the taste itself as the reward (docstring)",
+                raises=AssertionError,
+            ),
+        )
+        for name in TASTES
+    ],
+)
 def test_rl_against_the_labels_reward_model_closes_half_the_gap_to_best_of_n_on_every_side(
-    taste: str,
+    name: str,
     studio: Path,
     simulate_labelers: Callable[..., None],
     render_round: Callable[..., GenerationRound],
     run_to_end: Callable[..., Any],
     report: Callable[[str, Any], None],
 ) -> None:
+    taste = TASTES[name]
     labeled, held_out, side_of = pick_covers(studio / "covers", taste)
-    sides = COVER_SWITCHES[taste].sides
+    sides = taste.switch.sides
     base = model_version_base_ensure(profile=PROFILE)
 
     # 1-3. Labels, export, reward model, RL on the export's covers.
     labeling = render_round(labeled, base, variants=VARIANTS, seed=1, overlap_k=LABELERS)
     oracle_file = studio / "oracle.jsonl"
-    simulate_labelers(f"rlhf.preferences:{taste}", labelers=LABELERS, noise=NOISE, oracle_out=oracle_file)
+    simulate_labelers(taste.spec, labelers=LABELERS, noise=NOISE, oracle_out=oracle_file)
     assert labeling.label_tasks.filter(assignments__status=AssignmentStatus.SUBMITTED).count() == len(labeled) * 2
     options = PreferenceExportOptions(**EXPORT, round_ids=[labeling.pk])
-    export = preference_export_build(export=preference_export_start(name=taste, options=options))
-    reward = run_to_end(kind="reward", name=f"rm-{taste}", config=REWARD_RUN, dataset_export=export).result_version
+    export = preference_export_build(export=preference_export_start(name=name, options=options))
+    reward = run_to_end(kind="reward", name=f"rm-{name}", config=REWARD_RUN, dataset_export=export).result_version
     # Its bar is test_reward_tastes'; here its figures show what RL had to learn from.
     held_out_against_the_oracle_ceiling(reward, export, oracle_file, side_of, report)
     # Nothing else runs while GRPO samples and steps: both cores.
     torch.set_num_threads(2)
-    rl = run_to_end(kind="rl", name=f"rl-{taste}", config=RL_RUN, parent_version=base, reward_version=reward)
+    rl = run_to_end(kind="rl", name=f"rl-{name}", config=RL_RUN, parent_version=base, reward_version=reward)
     torch.set_num_threads(1)
     report("RL run", rl.summary)
     assert rl.summary["covers"] == len(labeled), "RL tuned on covers outside its export"
@@ -151,7 +189,7 @@ def test_rl_against_the_labels_reward_model_closes_half_the_gap_to_best_of_n_on_
     comparison = render_round(
         held_out, base, variants=VARIANTS, seed=EVALUATION_SEEDS[0], overlap_k=LABELERS, compare_with=tuned
     )
-    simulate_labelers(f"rlhf.preferences:{taste}", labelers=LABELERS, noise=NOISE)
+    simulate_labelers(taste.spec, labelers=LABELERS, noise=NOISE)
     wins = round_comparison(generation_round=comparison)
     assert wins is not None and wins["newer"]["id"] == tuned.pk
     ranking = wins["ranking"]
@@ -162,8 +200,8 @@ def test_rl_against_the_labels_reward_model_closes_half_the_gap_to_best_of_n_on_
     # 5. Evaluation rounds of the held-out covers: the noise-free taste of base and tuned, per cover and seed.
     per_seed: dict[str, list[dict[int, list[float]]]] = {"base": [], "tuned": []}
     for seed in EVALUATION_SEEDS:
-        for name, version in (("base", base), ("tuned", tuned)):
-            per_seed[name].append(taste_scores(render_round(held_out, version, variants=VARIANTS, seed=seed), taste))
+        for which, version in (("base", base), ("tuned", tuned)):
+            per_seed[which].append(taste_scores(render_round(held_out, version, variants=VARIANTS, seed=seed), taste))
     table = {}
     for group in (*sides, "overall"):
         covers = [cover.pk for cover in held_out if group in (side_of[cover.pk], "overall")]
@@ -179,8 +217,5 @@ def test_rl_against_the_labels_reward_model_closes_half_the_gap_to_best_of_n_on_
     report("held-out covers, noise-free taste", table)
 
     short = [group for group, row in table.items() if row["gap closed"] < GAP_CLOSED]
-    if ranking["win_rate"] < WIN_RATE or ranking["ci_low"] <= 0.5:
-        short.append("win rate")
-    if short:
-        # The bar of issue #14, not met yet (docstring): an expected failure, with everything before it asserted.
-        pytest.xfail(f"short of the bar on {', '.join(short)}: {table}, win rate {ranking}")
+    assert not short, f"less than {GAP_CLOSED} of the gap closed on {', '.join(short)}: {table}"
+    assert ranking["win_rate"] >= WIN_RATE and ranking["ci_low"] > 0.5, ranking
