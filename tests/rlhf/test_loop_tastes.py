@@ -25,8 +25,8 @@ rather than one answer for every cover. What made the bar reachable is the capti
 (``fixtures/small/CAPTIONER.md``): its language model now carries the cover's look where it starts writing, which is
 what the LoRA reads. Each case takes about 15 minutes on 2 cores, so all are ``slow``; the figures are in the README.
 Composition was short of the bar in the benchmark on a first writing-head build even with the taste itself as the
-reward (0.21 / 0.52 of the gap; training reward 0.48 -> 0.55), so its case is an expected failure. The simpler loop proof, a mean gain on the majority of covers
-with the tiny twin, is ``test_loop.py`` and gates CI.
+reward (0.21 / 0.52 of the gap; training reward 0.48 -> 0.55), so its case is an expected failure. The simpler loop
+proof, a mean gain on the majority of covers with the tiny twin, is ``test_loop.py`` and gates CI.
 """
 
 import importlib
