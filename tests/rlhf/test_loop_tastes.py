@@ -81,16 +81,10 @@ class Taste:
     spec: str
     switch: CoverSwitch
 
-    def score(self, cover: SimCover, features: dict[str, Any]) -> float:
-        return load_preference(self.spec)(cover, features)
-
 
 UNSEEN = importlib.import_module("benchmarks.reward_unseen_tastes")  # tastes nothing in the product knows
 TASTES = {
-    **{
-        name: Taste(f"rlhf.preferences:{name}", COVER_SWITCHES[name])
-        for name in ("warmth_tempo_mode", "brightness_energy", "texture_acousticness", "balance_loudness_key")
-    },
+    **{name: Taste(f"rlhf.preferences:{name}", switch) for name, switch in COVER_SWITCHES.items()},
     **{
         name: Taste(f"benchmarks.reward_unseen_tastes:{name}", UNSEEN.SWITCHES[name])
         for name in ("green_acoustic", "grain_minor_energy_fast_loud")
@@ -128,13 +122,14 @@ def pick_covers(folder: Path, taste: Taste) -> tuple[list[Cover], list[Cover], d
 
 def taste_scores(generation_round: GenerationRound, taste: Taste) -> dict[int, list[float]]:
     """Per cover, the noise-free taste score of each of the round's variants."""
+    score = load_preference(taste.spec)
     covers = {
         cover.pk: SimCover(Image.open(cover.image.path).convert("RGB"), "", 0)
         for cover in generation_round.covers.all()
     }
     scores: dict[int, list[float]] = {cover_id: [] for cover_id in covers}
     for cover_id, features in generation_round.variants.values_list("cover_id", "features"):
-        scores[cover_id].append(taste.score(covers[cover_id], features))
+        scores[cover_id].append(score(covers[cover_id], features))
     return scores
 
 
