@@ -66,15 +66,23 @@ def sft_rows(
             neighbours = index.search(embedding, k=top_k, exclude=[album.album_id])
             instructions.append(("rag", rag_instruction(genres, neighbours)))
         for name, instruction in instructions:
-            yield {
-                "messages": [
-                    {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": instruction}]},
-                    {"role": "assistant", "content": [{"type": "text", "text": album.features.to_json()}]},
-                ],
-                "images": [album.cover_path],
-                "album_id": album.album_id,
-                "context": name,
-            }
+            yield chat_row(album.cover_path, album.album_id, instruction, album.features.to_json(), name)
+
+
+def chat_row(cover_path: str, album_id: str, instruction: str, answer: str, context: str) -> dict[str, Any]:
+    """One row in TRL's conversational vision format: the cover and the instruction, then the answer.
+
+    ``album_id`` and ``context`` (which instruction it is) ride along for snapshots and evaluation.
+    """
+    return {
+        "messages": [
+            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": instruction}]},
+            {"role": "assistant", "content": [{"type": "text", "text": answer}]},
+        ],
+        "images": [cover_path],
+        "album_id": album_id,
+        "context": context,
+    }
 
 
 @dataclass
