@@ -30,10 +30,9 @@ from generation.caption import Captioner  # noqa: E402 - after the path set-up
 from generation.config import PipelineConfig  # noqa: E402
 from generation.embed import Embedder  # noqa: E402
 from generation.evaluate import evaluate  # noqa: E402
-from generation.images import load_cover_image  # noqa: E402
 from generation.musicoset import Album, read_musicoset  # noqa: E402
-from generation.pipeline import Pipeline, load_embedder  # noqa: E402
-from generation.retrieve import CatalogEntry, RetrievalIndex  # noqa: E402
+from generation.pipeline import Pipeline, index_albums, load_embedder  # noqa: E402
+from generation.retrieve import RetrievalIndex  # noqa: E402
 from generation.synth import SynthRenderer  # noqa: E402
 from rlhf.__main__ import add_config_arguments, config_from_args  # noqa: E402
 from rlhf.local import train_captioner_locally  # noqa: E402
@@ -76,9 +75,7 @@ def run_experiment(sft: CaptionerSFTConfig, *, catalog: Path, out: Path, limit: 
     albums = [album for album in read_musicoset(catalog).albums if album.cover_path is not None]
     held_out = [album for album in albums if album.split == "test"][: limit or None]
     embedder = load_embedder(base)
-    embeddings = embedder.embed([load_cover_image(album.cover_path) for album in albums])
-    entries = [CatalogEntry(a.album_id, a.name, a.genre, a.features) for a in albums]
-    index = RetrievalIndex.build(embeddings, entries, embedder_id=embedder.model_id)
+    index = index_albums(albums, embedder)
     base_rows = held_out_rows(base, held_out, index, embedder)
     started = time.perf_counter()
     report = train_captioner_locally(sft, catalog=catalog, profile="trained", captioner=str(DESCRIBER), out=out)

@@ -12,8 +12,8 @@ from generation.features import FeatureError
 from generation.images import CoverImageError, load_cover_image
 from generation.loading import ModelLoadError
 from generation.musicoset import MusicOSetError, read_musicoset
-from generation.pipeline import Pipeline, load_embedder, save_cover_result
-from generation.retrieve import CatalogEntry, IndexMismatchError, RetrievalIndex
+from generation.pipeline import Pipeline, index_albums, load_embedder, save_cover_result
+from generation.retrieve import IndexMismatchError
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CATALOG = REPO / "fixtures" / "musicoset"
@@ -70,11 +70,9 @@ def cmd_build_index(args: argparse.Namespace) -> None:
     if not albums:
         raise MusicOSetError(f"no album in {args.catalog} has a cover image to index")
     embedder = load_embedder(config)
-    embeddings = embedder.embed([load_cover_image(album.cover_path) for album in albums if album.cover_path])
-    entries = [CatalogEntry(a.album_id, a.name, a.genre, a.features) for a in albums]
     out = args.out or default_index_dir(args.profile)
-    RetrievalIndex.build(embeddings, entries, embedder_id=embedder.model_id).save(out)
-    print(f"indexed {len(entries)} covers ({len(catalog.genres)} genres) with {embedder.model_id} into {out}")
+    index_albums(albums, embedder).save(out)
+    print(f"indexed {len(albums)} covers ({len(catalog.genres)} genres) with {embedder.model_id} into {out}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:

@@ -30,10 +30,26 @@ from generation.config import (
 from generation.embed import Embedder
 from generation.encode import EncodedAudio, encode_audio, waveform_peaks
 from generation.features import AcousticFeatures
+from generation.images import load_cover_image
 from generation.instruction import build_instruction
+from generation.musicoset import Album
 from generation.prompt import features_to_prompt
 from generation.render import Renderer, RenderRequest
-from generation.retrieve import Neighbour, RetrievalIndex, mean_features
+from generation.retrieve import CatalogEntry, Neighbour, RetrievalIndex, mean_features
+
+
+def index_albums(albums: Sequence[Album], embedder: Embedder) -> RetrievalIndex:
+    """The retrieval index over the covers of those catalog albums that have one (``python -m generation
+    build-index``'s).
+
+    Raises:
+        CoverImageError: a cover file that does not open as an image.
+        ValueError: no album has a cover.
+    """
+    covered = [album for album in albums if album.cover_path is not None]
+    embeddings = embedder.embed([load_cover_image(album.cover_path) for album in covered if album.cover_path])
+    entries = [CatalogEntry(a.album_id, a.name, a.genre, a.features) for a in covered]
+    return RetrievalIndex.build(embeddings, entries, embedder_id=embedder.model_id)
 
 
 def load_embedder(config: PipelineConfig) -> Embedder:

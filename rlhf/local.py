@@ -18,11 +18,10 @@ def train_captioner_locally(
     """
     from generation.caption import AdapterMismatchError
     from generation.config import PipelineConfig
-    from generation.images import CoverImageError, load_cover_image
+    from generation.images import CoverImageError
     from generation.loading import ModelLoadError
     from generation.musicoset import MusicOSetError, read_musicoset
-    from generation.pipeline import load_captioner, load_embedder
-    from generation.retrieve import CatalogEntry, RetrievalIndex
+    from generation.pipeline import index_albums, load_captioner, load_embedder
     from rlhf.sft import CatalogCover, sft_rows, train_captioner_sft
     from rlhf.snapshot import write_jsonl_snapshot
 
@@ -34,9 +33,7 @@ def train_captioner_locally(
             raise LocalRunError(f"the train split of {catalog} has no album with a cover")
         pipeline_config = PipelineConfig(profile=profile, captioner=captioner)
         embedder = load_embedder(pipeline_config)
-        embeddings = embedder.embed([load_cover_image(album.cover_path) for album in albums if album.cover_path])
-        entries = [CatalogEntry(a.album_id, a.name, a.genre, a.features) for a in albums]
-        index = RetrievalIndex.build(embeddings, entries, embedder_id=embedder.model_id)
+        index = index_albums(albums, embedder)
         rows = list(sft_rows(train, embedder=embedder, index=index, context=config.context, top_k=config.top_k))
         snapshot = write_jsonl_snapshot(rows, Path(out) / "sft.jsonl")
         result = train_captioner_sft(

@@ -20,8 +20,8 @@ from generation.images import load_cover_image
 from generation.instruction import build_instruction
 from generation.loading import ModelLoadError
 from generation.musicoset import read_musicoset
-from generation.pipeline import Pipeline, load_captioner
-from generation.retrieve import CatalogEntry, RetrievalIndex, mean_features
+from generation.pipeline import Pipeline, index_albums, load_captioner
+from generation.retrieve import mean_features
 from generation.synth import SynthRenderer
 from rlhf.preferences import COVER_SWITCHES
 from tests.conftest import ROOT, load_fixture_script
@@ -44,9 +44,7 @@ def demo(captioner):
     catalog = read_musicoset(CATALOG)
     train = [album for album in catalog.albums if album.split == "train" and album.cover_path]
     embedder = Embedder.from_pretrained(str(SMALL_DIR / "clip"), device="cpu")
-    embeddings = embedder.embed([load_cover_image(album.cover_path) for album in train])
-    entries = [CatalogEntry(a.album_id, a.name, a.genre, a.features) for a in train]
-    index = RetrievalIndex.build(embeddings, entries, embedder_id=embedder.model_id)
+    index = index_albums(train, embedder)
     pipeline = Pipeline(
         config=PipelineConfig(profile="trained"),
         embedder=embedder,

@@ -10,7 +10,7 @@ from generation.config import TINY_DIR
 from generation.embed import Embedder
 from generation.images import load_cover_image
 from generation.musicoset import read_musicoset
-from generation.retrieve import CatalogEntry, RetrievalIndex
+from generation.pipeline import index_albums
 from rlhf.sft import CatalogCover, prompt_completion_dataset, sft_rows, train_captioner_sft
 from rlhf.sft_config import CaptionerSFTConfig
 
@@ -24,9 +24,7 @@ def catalog():
     catalog = read_musicoset(FIXTURE)
     albums = [a for a in catalog.albums if a.cover_path is not None][:60]
     embedder = Embedder.from_config(TINY_DIR / "clip")
-    embeddings = embedder.embed([load_cover_image(a.cover_path) for a in albums])
-    entries = [CatalogEntry(a.album_id, a.name, a.genre, a.features) for a in albums]
-    index = RetrievalIndex.build(embeddings, entries, embedder_id=embedder.model_id)
+    index = index_albums(albums, embedder)
     covers = [CatalogCover(a.album_id, str(a.cover_path), a.features) for a in albums if a.split == "train"]
     return embedder, index, covers
 
