@@ -44,7 +44,8 @@ from rlhf.preferences import BUILT_IN_TASTES, COVER_SWITCHES, SimCover  # noqa: 
 
 EVALUATION_SEEDS = (101, 102)
 VARIANTS = 8
-# Covers whose taste weight lies between these are a blend of both sides: left out, as in the loop test.
+# Covers whose taste weight lies between these are a blend of both sides: left out, as in the loop proof
+# (tests/rlhf/test_loop_tastes.py).
 CLEAR = (0.15, 0.85)
 
 

@@ -27,7 +27,7 @@ def train_captioner_locally(
 
     try:
         albums = [album for album in read_musicoset(catalog).albums if album.cover_path is not None]
-        train = [CatalogCover(a.album_id, str(a.cover_path), a.features) for a in albums if a.split == "train"]
+        train = [CatalogCover.of(album) for album in albums if album.split == "train"]
         train = train[: config.max_covers or None]
         if not train:
             raise LocalRunError(f"the train split of {catalog} has no album with a cover")

@@ -23,6 +23,7 @@ from generation.embed import Embedder
 from generation.features import AcousticFeatures
 from generation.images import load_cover_image
 from generation.instruction import build_instruction
+from generation.musicoset import Album
 from generation.retrieve import RetrievalIndex, rag_instruction
 from rlhf.sft_config import CONTEXTS, CaptionerSFTConfig
 
@@ -34,6 +35,13 @@ class CatalogCover:
     album_id: str
     cover_path: str
     features: AcousticFeatures
+
+    @classmethod
+    def of(cls, album: Album) -> "CatalogCover":
+        """The catalog album, which must have a cover."""
+        if album.cover_path is None:
+            raise ValueError(f"album {album.album_id} has no cover")
+        return cls(album.album_id, str(album.cover_path), album.features)
 
 
 def sft_rows(

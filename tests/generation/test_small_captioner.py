@@ -1,8 +1,11 @@
 """The small trained captioner (fixtures/small/captioner): it loads as a production checkpoint does, its features
-follow the cover on the demo catalog's held-out covers (which its build never drew), and bad checkpoints and adapters
-are refused with one sentence."""
+follow the cover on the demo catalog's held-out covers (which its build never drew), bad checkpoints and adapters
+are refused with one sentence, and the script that built it (and the describer) writes the same weights twice."""
 
+import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -183,3 +186,27 @@ def test_a_checkpoint_of_another_architecture_is_refused(tmp_path):
         Captioner.from_pretrained(str(tmp_path / "clip"), device="cpu", expect="internvl")
     with pytest.raises(ModelLoadError, match=r"not a vision-language model transformers can load"):
         Captioner.from_pretrained(str(tmp_path / "clip"), device="cpu")
+
+
+def build(out, *options: str) -> None:
+    """``fixtures/small/build_captioner.py`` at a toy size (28 albums, 2 steps, one thread) into ``out``."""
+    command = [sys.executable, "fixtures/small/build_captioner.py", "--albums-per-genre", "2", "--max-steps", "2"]
+    command += ["--threads", "1", "--out", str(out), "--report", str(out) + ".md", *options]
+    subprocess.run(command, cwd=ROOT, check=True, capture_output=True, timeout=300)
+
+
+def test_its_build_script_is_deterministic_and_reports_what_it_built(tmp_path):
+    for attempt in ("first", "second"):
+        build(tmp_path / attempt)
+    build(tmp_path / "describer", "--answers", "words")
+    weights = [(tmp_path / attempt / "model.safetensors").read_bytes() for attempt in ("first", "second")]
+    assert weights[0] == weights[1]
+    assert weights[0] != (tmp_path / "describer" / "model.safetensors").read_bytes()
+    for out, answers, heading in (
+        ("first", "json", "# The small trained InternVL captioner"),
+        ("describer", "words", "# The describer"),
+    ):
+        facts = json.loads((tmp_path / out / "training_facts.json").read_text())
+        assert facts["answers"] == answers and facts["steps"] == 2
+        assert (tmp_path / f"{out}.md").read_text().startswith(heading)
+    Captioner.from_pretrained(str(tmp_path / "first"), device="cpu", expect="internvl")

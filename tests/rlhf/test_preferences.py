@@ -27,7 +27,7 @@ from rlhf.preferences import (
 from rlhf.simulate import load_preference
 from tests.conftest import load_fixture_script
 
-# A seed no other test draws covers with; 8 albums per genre = 112 covers, as many as the loop test's.
+# A seed no other test draws covers with; 8 albums per genre = 112 covers.
 RESTYLE_SEED = 31
 RESTYLE_ALBUMS_PER_GENRE = 8
 CATALOG_TASTES = [name for name in BUILT_IN_TASTES if name in COVER_SWITCHES]
@@ -107,7 +107,7 @@ def test_every_taste_is_deterministic_and_scores_from_0_to_1(name):
 
 
 def test_brightness_energy_is_unchanged():
-    # The loop test's figures rest on this exact formula: w = logistic((luminance - 0.5) / 0.05).
+    # The loop proof's brightness figures (README) rest on this exact formula: w = logistic((luminance - 0.5) / 0.05).
     image = flat((150, 150, 150))
     weight = 1.0 / (1.0 + np.exp(-(150 / 255 - 0.5) / 0.05))
     assert brightness_energy(cover(image), {"energy": 0.7}) == pytest.approx(weight * 0.7 + (1 - weight) * 0.3)

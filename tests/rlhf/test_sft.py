@@ -25,7 +25,7 @@ def catalog():
     albums = [a for a in catalog.albums if a.cover_path is not None][:60]
     embedder = Embedder.from_config(TINY_DIR / "clip")
     index = index_albums(albums, embedder)
-    covers = [CatalogCover(a.album_id, str(a.cover_path), a.features) for a in albums if a.split == "train"]
+    covers = [CatalogCover.of(album) for album in albums if album.split == "train"]
     return embedder, index, covers
 
 
