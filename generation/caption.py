@@ -54,8 +54,9 @@ class CaptionResult:
 def images_only_processor(processor_class: Any) -> type:
     """A subclass of a VLM processor class without its video processor.
 
-    The video processors need torchvision, which does not import beside torch 2.13 CPU (ML-NOTES); covers are
-    images, so the processor is assembled from its tokenizer and PIL image processor instead.
+    The video processors need torchvision, and PyPI's torchvision does not import beside the torch 2.13 CPU build
+    (its ``torchvision::nms`` operator is missing); covers are images, so the processor is assembled from its
+    tokenizer and PIL image processor instead.
     """
 
     def __init__(self: Any, image_processor: Any = None, tokenizer: Any = None, **kwargs: Any) -> None:
@@ -265,7 +266,7 @@ class Captioner:
 
     def json_logits_processor(self, genres: tuple[str, ...]) -> Any:
         """The feature-schema constraint for one ``generate`` call (captioner RL samples under it too)."""
-        # xgrammar's processor keeps per-row matcher state, so each generate call needs a new one (ML-NOTES).
+        # xgrammar's processor keeps per-row matcher state, so each generate call needs a new one (xgrammar 0.2.8).
         return xgrammar.contrib.hf.LogitsProcessor(self._compiled_schema(genres))
 
     @lru_cache(maxsize=8)  # noqa: B019 - one captioner lives as long as its worker; a few vocabularies at most

@@ -35,9 +35,9 @@ if TYPE_CHECKING:
 
     from generation.caption import Captioner
 
-# The language model only: InternVL's vision tower has q/k/v_proj too (ML-NOTES), and the paper froze the vision
-# backbone and the projector. Attention and MLP projections: the learning figures in tests/rlhf/test_captioner_rl.py
-# were measured with both.
+# The language model only: in transformers' InternVL the vision tower's attention is named q/k/v_proj too, and the
+# paper froze the vision backbone and the projector. Attention and MLP projections: the learning figures in
+# tests/rlhf/test_captioner_rl.py were measured with both.
 LANGUAGE_MODEL_LORA_TARGET = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 # Module-name marker of the language model in transformers' VLMs (InternVL, Qwen2-VL, ...).
 LANGUAGE_MODEL_MARKER = ".language_model."

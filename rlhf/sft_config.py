@@ -2,8 +2,8 @@
 
 from dataclasses import dataclass, field
 
-# Attention projections of the language model only: InternVL's vision tower also has q/k/v_proj (ML-NOTES), and the
-# paper froze the vision backbone and the projector.
+# Attention projections of the language model only: in transformers' InternVL the vision tower's attention is named
+# q/k/v_proj too, and the paper froze the vision backbone and the projector.
 LANGUAGE_MODEL_LORA_TARGET = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj)"
 CONTEXTS = ("rag", "zero-shot", "both")
 

@@ -50,7 +50,8 @@ def broker_check() -> CheckResult:
 
 def workers_check(*, timeout: float) -> CheckResult:
     """Broadcast a ping and wait ``timeout`` seconds for the workers' replies."""
-    # The file-system transport only returns early when told how many replies to wait for (PLATFORM-NOTES).
+    # The file-system transport only returns early when told how many replies to wait for: without ``limit`` a ping
+    # waits its whole timeout (measured).
     limit = 1 if settings.CELERY_BROKER_IS_FILESYSTEM else None
     try:
         replies = celery_app.control.ping(timeout=timeout, limit=limit)
