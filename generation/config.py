@@ -27,6 +27,8 @@ OFFLINE_PROFILES = ("tiny", "small", "trained")
 # The offline profiles that embed with the trained CLIP (fixtures/small/clip).
 TRAINED_EMBEDDER_PROFILES = ("small", "trained")
 RENDERERS = ("synth", "musicgen")
+# The stages whose checkpoint a config resolves (an explicit field, a variable of the full profile, a shipped model).
+CHECKPOINT_ROLES = ("embedder", "captioner", "musicgen")
 
 
 def tiny_captioner_id(config_dir: str | Path = TINY_DIR / "captioner", seed: int = 0) -> str:
@@ -42,18 +44,38 @@ def small_captioner_id(directory: str | Path = SMALL_CAPTIONER_DIR) -> str:
     Raises:
         ModelLoadError: the weights are missing.
     """
-    weights = Path(directory) / "model.safetensors"
+    return f"small-internvl:{shipped_weights_hash(Path(directory), 'captioner', 'build_captioner.py')}"
+
+
+def shipped_weights_hash(directory: Path, role: str, build_script: str) -> str:
+    """The first 12 hex digits of the SHA-256 of a shipped model's ``model.safetensors``.
+
+    Raises:
+        ModelLoadError: the weights are missing.
+    """
+    weights = directory / "model.safetensors"
     if not weights.is_file():
         raise ModelLoadError(
-            f"the small profile's captioner weights are missing ({weights}); "
-            "restore them from git or rebuild them with python fixtures/small/build_captioner.py"
+            f"the trained profile's {role} weights are missing ({weights}); "
+            f"restore them from git or rebuild them with python fixtures/small/{build_script}"
         )
-    return f"small-internvl:{hashlib.sha256(weights.read_bytes()).hexdigest()[:12]}"
+    return hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
 
 
 def offline_captioner_id(profile: str) -> str:
     """The base model id of an offline profile's default captioner."""
     return small_captioner_id() if profile == "trained" else tiny_captioner_id()
+
+
+def shipped_model_id(role: str, profile: str) -> str:
+    """What an offline profile loads for ``role`` when nothing overrides it: a trained model by its weights' hash
+    (checkouts keep them at different paths), a random twin by its config and seed."""
+    if role == "captioner":
+        return offline_captioner_id(profile)
+    if role == "embedder" and profile in TRAINED_EMBEDDER_PROFILES:
+        return f"small-clip:{shipped_weights_hash(SMALL_DIR / 'clip', 'embedder', 'build_embedder.py')}"
+    folder = {"embedder": "clip", "musicgen": "musicgen"}[role]
+    return f"tiny-{folder}:{folder}:seed0"  # as the twins name themselves (Embedder.from_config)
 
 
 # Neighbour counts of the retrieval baseline in the evaluation (the paper's sweep).
@@ -93,8 +115,21 @@ class PipelineConfig:
             raise ValueError("temperature must be in (0, 5]")
 
     def fingerprint(self) -> str:
-        """A short stable hash of the config: part of a variant's natural key."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        """A short stable hash of everything that decides a variant's output (part of its natural key): the config
+        and the checkpoints it resolves to in this process, so two processes whose ``ALBUMGEN_*`` variables or
+        shipped weights differ get two fingerprints."""
+        described = {**asdict(self), "resolved": self.resolved_checkpoints()}
+        return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+
+    def resolved_checkpoints(self) -> dict[str, str]:
+        """What each stage loads: a checkpoint set here, else the ``full`` profile's variable or default
+        (``checkpoint``), else the offline profile's shipped model (``shipped_model_id``)."""
+        return {
+            role: self.checkpoint(role)
+            if getattr(self, role) or self.profile not in OFFLINE_PROFILES
+            else shipped_model_id(role, self.profile)
+            for role in CHECKPOINT_ROLES
+        }
 
     def checkpoint(self, role: str) -> str:
         """The hub id or path the ``full`` profile loads for ``role`` (embedder, captioner, musicgen)."""

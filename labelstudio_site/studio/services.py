@@ -26,6 +26,7 @@ from rest_framework.authtoken.models import Token
 
 from generation.config import PipelineConfig
 from generation.images import CoverImageError, load_cover_image
+from generation.loading import ModelLoadError
 from labelstudio_site.catalog.models import Album
 from labelstudio_site.studio.agreement_sums import agreement_sums_updating
 from labelstudio_site.studio.models import (
@@ -215,6 +216,28 @@ def pipeline_config_for(*, version: ModelVersion, render_settings: dict) -> Pipe
     )
 
 
+def round_config_mismatch(*, round_id: int) -> str | None:
+    """Why this process must not render the round, or None: the round's config resolves here to other checkpoints
+    than in the process that created the round (its ``ALBUMGEN_*`` variables or shipped weights differ), so the
+    variants would not be what the round's fingerprint says.
+
+    Raises:
+        ModelLoadError: a shipped model's weights are missing here.
+    """
+    generation_round = GenerationRound.objects.select_related("captioner_version").get(pk=round_id)
+    config = pipeline_config_for(
+        version=generation_round.captioner_version, render_settings=generation_round.render_settings
+    )
+    fingerprint = config.fingerprint()
+    if fingerprint == generation_round.config_fingerprint:
+        return None
+    return (
+        f"this worker resolves the round's models to {config.resolved_checkpoints()} (fingerprint {fingerprint}), "
+        f"not to those the round was created with (fingerprint {generation_round.config_fingerprint}); give the "
+        "workers the web's ALBUMGEN_EMBEDDER, ALBUMGEN_CAPTIONER, ALBUMGEN_MUSICGEN and shipped weights, then retry"
+    )
+
+
 def _comparison_check(
     *, captioner_version: ModelVersion, comparison_version: ModelVersion, variants_per_cover: int
 ) -> None:
@@ -292,6 +315,10 @@ def round_create(
         config = pipeline_config_for(version=captioner_version, render_settings=settings)
     except (TypeError, ValueError) as exc:
         raise RoundError(f"render settings: {exc}") from exc
+    try:
+        fingerprint = config.fingerprint()
+    except ModelLoadError as exc:
+        raise RoundError(str(exc)) from exc
     seed = secrets.randbelow(2**31) if seed is None else seed
     generation_round = GenerationRound.objects.create(
         name=name or f"round {timezone.now():%Y-%m-%d %H:%M}",
@@ -300,7 +327,7 @@ def round_create(
         variants_per_cover=variants_per_cover,
         seed=seed,
         render_settings=settings,
-        config_fingerprint=config.fingerprint(),
+        config_fingerprint=fingerprint,
         overlap_k=overlap_k,
         gold_rate=gold_rate,
         created_by=created_by,

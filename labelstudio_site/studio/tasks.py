@@ -66,6 +66,10 @@ def cover_generate_task(self, round_id: int, cover_id: int, _queued_version_id: 
     # The claims differ only in their captioner version; round_create checked that the versions share a base model.
     first = claims[0]
     try:
+        mismatch = services.round_config_mismatch(round_id=round_id)
+        if mismatch is not None:
+            _fail(claims, reason=mismatch)
+            return 0
         pipeline = pipeline_for(first.config)
         image = load_cover_image(first.cover_image_path)
         results = pipeline.run_adapters(

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import soundfile
 
+from generation import config as generation_config
 from generation.__main__ import main as cli
 from generation.config import PipelineConfig
 from generation.images import load_cover_image
+from generation.loading import ModelLoadError
 from generation.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -162,3 +164,30 @@ def test_the_musicgen_renderer_reproduces_bytes_too(index_dir):
     again, again_audio = run_once(index_dir, seed=4, renderer="musicgen")
     assert first == again and first_audio == again_audio
     assert [v["prompt"] for v in first["variants"]] == [v["prompt"] for v in again["variants"]]
+
+
+def test_the_fingerprint_covers_the_checkpoints_each_process_resolves(monkeypatch, tmp_path):
+    for variable in ("ALBUMGEN_EMBEDDER", "ALBUMGEN_CAPTIONER", "ALBUMGEN_MUSICGEN"):
+        monkeypatch.delenv(variable, raising=False)
+    full, trained, tiny = (PipelineConfig(profile=profile) for profile in ("full", "trained", "tiny"))
+    before = {config.profile: config.fingerprint() for config in (full, trained, tiny)}
+
+    # Two worker environments: another full-size captioner resolved from the environment.
+    monkeypatch.setenv("ALBUMGEN_CAPTIONER", "/models/another-internvl")
+    assert full.resolved_checkpoints()["captioner"] == "/models/another-internvl"
+    assert full.fingerprint() != before["full"]
+    assert trained.fingerprint() == before["trained"]  # offline profiles load what fixtures/ ships, whatever is set
+
+    # Two checkouts whose shipped embedder weights differ: the trained profile's fingerprint follows the weights.
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    weights = bytearray((generation_config.SMALL_DIR / "clip" / "model.safetensors").read_bytes())
+    weights[-1] ^= 1
+    (clip / "model.safetensors").write_bytes(bytes(weights))
+    monkeypatch.setattr(generation_config, "SMALL_DIR", tmp_path)
+    assert trained.fingerprint() != before["trained"]
+    assert tiny.fingerprint() == before["tiny"]
+
+    (clip / "model.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match=r"embedder weights are missing .*build_embedder\.py"):
+        trained.fingerprint()

@@ -51,7 +51,11 @@ from rlhf.preferences import COVER_SWITCHES, CoverSwitch, SimCover
 from rlhf.simulate import load_preference
 from tests.rlhf.test_reward_tastes import held_out_against_the_oracle_ceiling, restyled_covers
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("one_torch_thread")]
+pytestmark = [
+    pytest.mark.learning,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
 
 PROFILE = "trained"
 # Held-out covers are clear ones: taste weight below 0.15 or above 0.85; covers in between blend both sides' tastes.
@@ -147,7 +151,7 @@ def taste_scores(generation_round: GenerationRound, taste: Taste) -> dict[int, l
     return scores
 
 
-# The default run's case: a taste nothing in the product knows, at the CI scale; every taste at the full scale.
+# The case `bin/test --all` and CI run: a taste nothing in the product knows, at the CI scale. Every taste: full scale.
 CI_TASTE = "green_acoustic"
 COMPOSITION_SHORT = pytest.mark.xfail(
     reason="composition: short of the bar even with the taste itself as the reward (docstring)", raises=AssertionError

@@ -15,6 +15,8 @@ from generation.config import PipelineConfig
 from generation.pipeline import load_captioner
 from rlhf.sft_config import CaptionerSFTConfig
 
+pytestmark = pytest.mark.learning
+
 HELD_OUT = 24  # of the demo catalog's 42 test covers: the evaluation decodes each 4 ways, base and tuned
 
 

@@ -48,7 +48,11 @@ from rlhf.preferences import COVER_SWITCHES
 from rlhf.reward import RewardScorer, load_preference_rows, read_cover_embeddings, read_reward_metadata
 from tests.conftest import ROOT
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("one_torch_thread")]
+pytestmark = [
+    pytest.mark.learning,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
 
 # Restyled covers of a seed no other test, the catalog or its index uses: 490 covers, over 225 on each side of
 # every built-in taste's switch.
@@ -62,7 +66,7 @@ REWARD_RUN = {"eval_fraction": 0.25, "seed": 0}
 OVERALL_SLACK, GROUP_SLACK = 0.05, 0.10
 
 PROFILE = "trained"
-# One case in the default run (CI time); the texture-balanced one sits at the bar (README) and runs with the rest.
+# One case in `bin/test --all` and CI (CI time); the texture-balanced one sits at the bar (README), runs with the rest.
 CASES = [
     pytest.param("balance_loudness_key", 0.25, id="composition-1to3"),
     pytest.param("texture_acousticness", 0.5, id="texture-balanced", marks=pytest.mark.slow),

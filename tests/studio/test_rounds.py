@@ -297,3 +297,25 @@ def test_start_round_unless_any_starts_only_the_first_round(capsys):
     call_command("start_round", "--all-covers", "--variants", "2", "--unless-any")
     assert "none started" in capsys.readouterr().out
     assert GenerationRound.objects.count() == 1
+
+
+def test_a_worker_that_resolves_other_models_than_the_rounds_fails_it_with_why_and_renders_nothing(
+    studio_settings, monkeypatch
+):
+    # A full-size captioner version: its checkpoints come from the environment of each process.
+    version = ModelVersion.objects.create(kind=ModelKind.CAPTIONER, name="full base", profile="full")
+    monkeypatch.setenv("ALBUMGEN_CAPTIONER", "org/captioner-the-web-resolves")
+    covers = make_covers(1)
+    generation_round = services.round_create(
+        name="pinned", covers=covers, captioner_version=version, variants_per_cover=2, seed=3
+    )
+    monkeypatch.setenv("ALBUMGEN_CAPTIONER", "org/captioner-this-worker-resolves")
+
+    assert run_batch(generation_round, covers[0]) == 0
+    errors = set(generation_round.variants.values_list("status", "error"))
+    assert len(errors) == 1
+    status, error = errors.pop()
+    assert status == VariantStatus.FAILED
+    assert "org/captioner-this-worker-resolves" in error and generation_round.config_fingerprint in error
+    assert "ALBUMGEN_CAPTIONER" in error
+    assert audio_files(studio_settings) == []
