@@ -27,6 +27,9 @@ OFFLINE_PROFILES = ("tiny", "small", "trained")
 # The offline profiles that embed with the trained CLIP (fixtures/small/clip).
 TRAINED_EMBEDDER_PROFILES = ("small", "trained")
 RENDERERS = ("synth", "musicgen")
+# Variants of one cover in one batch, and a clip's length in seconds (inclusive).
+MAX_VARIANTS = 16
+DURATION_S_RANGE = (0.5, 60.0)
 # The stages whose checkpoint a config resolves (an explicit field, a variable of the full profile, a shipped model).
 CHECKPOINT_ROLES = ("embedder", "captioner", "musicgen")
 
@@ -109,8 +112,8 @@ class PipelineConfig:
             raise ValueError(f"unknown renderer {self.renderer!r}; choose one of {', '.join(RENDERERS)}")
         if not 1 <= self.top_k <= 100:
             raise ValueError("top_k must be between 1 and 100")
-        if not 0.5 <= self.duration_s <= 60:
-            raise ValueError("duration_s must be between 0.5 and 60 seconds")
+        if not DURATION_S_RANGE[0] <= self.duration_s <= DURATION_S_RANGE[1]:
+            raise ValueError(f"duration_s must be between {DURATION_S_RANGE[0]} and {DURATION_S_RANGE[1]:g} seconds")
         if not 0 < self.temperature <= 5:
             raise ValueError("temperature must be in (0, 5]")
 

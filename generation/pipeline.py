@@ -19,6 +19,7 @@ from PIL import Image
 
 from generation.caption import Captioner, CaptionerImageEmbedder
 from generation.config import (
+    MAX_VARIANTS,
     OFFLINE_PROFILES,
     SMALL_CAPTIONER_DIR,
     SMALL_DIR,
@@ -212,7 +213,7 @@ class Pipeline:
 
         Args:
             image: the cover, RGB (``generation.images.load_cover_image``).
-            variants: number of variants, 1 to 16.
+            variants: number of variants, 1 to ``MAX_VARIANTS`` (16).
             seed: the round seed; the same cover, seed and config reproduce the same JSON and audio.
             exclude: catalog album ids to leave out of the neighbours (a catalog cover during evaluation).
         """
@@ -238,12 +239,12 @@ class Pipeline:
 
         Args:
             adapters: adapter paths, ``None`` for the base captioner without one; one result each, in this order.
-            variants: variants per adapter, 1 to 16.
+            variants: variants per adapter, 1 to ``MAX_VARIANTS`` (16).
             seed: the round seed, the same for every adapter.
             exclude: as for ``run``.
         """
-        if not 1 <= variants <= 16:
-            raise ValueError("variants must be between 1 and 16")
+        if not 1 <= variants <= MAX_VARIANTS:
+            raise ValueError(f"variants must be between 1 and {MAX_VARIANTS}")
         shared: dict[str, float] = {}
         with _timed(shared, "embed"):
             embeddings = {embedder.model_id: embedder.embed([image])[0] for embedder in self.cover_embedders}

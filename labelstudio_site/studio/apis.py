@@ -9,7 +9,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labelstudio_site.studio import selectors, services
+from generation.config import RENDERERS
+from labelstudio_site.studio import limits, selectors, services
 from labelstudio_site.studio.models import Cover, GenerationRound, LabelTask
 from labelstudio_site.training.models import ModelKind, ModelVersion
 
@@ -35,13 +36,18 @@ class RoundCreateApi(APIView):
             help_text="A second captioner version on the same base model: a comparison round.",
         )
         variants_per_cover = serializers.IntegerField(
-            min_value=1, max_value=16, default=4, help_text="From each version: 1-16, or 1-8 in a comparison round."
+            min_value=limits.VARIANTS_PER_TASK[0],
+            max_value=limits.VARIANTS_PER_TASK[1],
+            default=4,
+            help_text=f"From each version: {limits.VARIANTS_HELP}.",
         )
-        seed = serializers.IntegerField(required=False, min_value=0, max_value=2**62)
-        renderer = serializers.ChoiceField(choices=("synth", "musicgen"), default="synth")
-        duration_s = serializers.FloatField(min_value=0.5, max_value=60, default=10.0)
-        overlap_k = serializers.IntegerField(min_value=1, max_value=50, default=3)
-        gold_rate = serializers.FloatField(min_value=0, max_value=1, default=0.0)
+        seed = serializers.IntegerField(required=False, min_value=limits.SEED[0], max_value=limits.SEED[1])
+        renderer = serializers.ChoiceField(choices=RENDERERS, default="synth")
+        duration_s = serializers.FloatField(
+            min_value=limits.DURATION_S[0], max_value=limits.DURATION_S[1], default=10.0
+        )
+        overlap_k = serializers.IntegerField(min_value=limits.OVERLAP_K[0], max_value=limits.OVERLAP_K[1], default=3)
+        gold_rate = serializers.FloatField(min_value=limits.GOLD_RATE[0], max_value=limits.GOLD_RATE[1], default=0.0)
 
         def validate_cover_ids(self, value: list[int]) -> list[Cover]:
             covers = list(Cover.objects.filter(pk__in=value).order_by("pk"))

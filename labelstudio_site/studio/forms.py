@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 
 from generation.images import MAX_COVER_BYTES
-from labelstudio_site.studio import selectors
+from labelstudio_site.studio import limits, selectors
 
 # Django refuses a request with more files than DATA_UPLOAD_MAX_NUMBER_FILES (default 100) before the view runs;
 # more covers than that belong to the import_covers command.
@@ -63,14 +63,23 @@ class RoundCreateForm(forms.Form):
         ),
     )
     variants_per_cover = forms.IntegerField(
-        min_value=1, max_value=16, initial=4, help_text="From each version: 1-16, or 1-8 when comparing."
+        min_value=limits.VARIANTS_PER_TASK[0],
+        max_value=limits.VARIANTS_PER_TASK[1],
+        initial=4,
+        help_text=f"From each version: {limits.VARIANTS_HELP}.",
     )
-    seed = forms.IntegerField(required=False, min_value=0, max_value=2**63 - 1, help_text="Empty: a random seed.")
+    seed = forms.IntegerField(
+        required=False, min_value=limits.SEED[0], max_value=limits.SEED[1], help_text="Empty: a random seed."
+    )
     audio_renderer = forms.ChoiceField(
         label="Renderer", choices=[("synth", "synth (procedural)"), ("musicgen", "MusicGen")]
     )
-    duration_s = forms.FloatField(label="Duration (seconds)", min_value=0.5, max_value=60.0, initial=10.0)
-    overlap_k = forms.IntegerField(label="Overlap k (labelers per task)", min_value=1, max_value=50, initial=3)
+    duration_s = forms.FloatField(
+        label="Duration (seconds)", min_value=limits.DURATION_S[0], max_value=limits.DURATION_S[1], initial=10.0
+    )
+    overlap_k = forms.IntegerField(
+        label="Overlap k (labelers per task)", min_value=limits.OVERLAP_K[0], max_value=limits.OVERLAP_K[1], initial=3
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

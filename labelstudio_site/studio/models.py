@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 
+from labelstudio_site.studio import limits
 from labelstudio_site.training.models import ModelVersion
 
 
@@ -100,8 +101,8 @@ class GenerationRound(models.Model):
     )
     variants_per_cover = models.PositiveSmallIntegerField(
         help_text=(
-            "Variants per cover from each captioner version, one batch each: 1-16, or 1-8 in a comparison round "
-            "(16 in all at most)."
+            f"Variants per cover from each captioner version, one batch each: {limits.VARIANTS_HELP} "
+            f"({limits.VARIANTS_PER_TASK[1]} in all at most)."
         )
     )
     seed = models.BigIntegerField(help_text="Round seed: variant i of a cover is row i of the seeded batch.")

@@ -26,6 +26,7 @@ from django.core.management.color import no_style
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from labelstudio_site.studio import limits
 from labelstudio_site.studio.agreement_sums import agreement_sums_rebuild
 from labelstudio_site.studio.models import (
     AgreementConsensus,
@@ -381,8 +382,8 @@ def labels_seed(
     say = progress or (lambda line: None)
     if tasks < 1 or not 1 <= rounds <= tasks:
         raise SeedError("seed at least one task and between 1 and that many rounds")
-    if not 2 <= variants_per_task <= 16:
-        raise SeedError("variants per task must be between 2 and 16")
+    if not 2 <= variants_per_task <= limits.VARIANTS_PER_TASK[1]:
+        raise SeedError(f"variants per task must be between 2 and {limits.VARIANTS_PER_TASK[1]}")
     if overlap_k < 1 or ratings < 0:
         raise SeedError("overlap k must be at least 1 and ratings at least 0")
     rng = np.random.default_rng(random_seed)

@@ -28,6 +28,7 @@ from generation.config import PipelineConfig
 from generation.images import CoverImageError, load_cover_image
 from generation.loading import ModelLoadError
 from labelstudio_site.catalog.models import Album
+from labelstudio_site.studio import limits
 from labelstudio_site.studio.agreement_sums import agreement_sums_updating
 from labelstudio_site.studio.models import (
     Assignment,
@@ -46,8 +47,6 @@ from labelstudio_site.studio.models import (
 from labelstudio_site.studio.roles import LABELERS_GROUP
 from labelstudio_site.training.models import ModelKind, ModelVersion
 
-# Variants of one cover in a round, every captioner version's together: one label task has the labeler rank them all.
-MAX_VARIANTS_PER_TASK = 16
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 # What an admin may set per round; everything else of PipelineConfig comes from the captioner version.
 RENDER_SETTINGS = ("renderer", "duration_s", "temperature", "top_k", "rag", "constrained")
@@ -253,10 +252,11 @@ def _comparison_check(
             f"{_base_description(captioner_version)}, {comparison_version.name!r} on "
             f"{_base_description(comparison_version)}"
         )
-    if variants_per_cover > MAX_VARIANTS_PER_TASK // 2:
+    low, high = limits.COMPARISON_VARIANTS_PER_COVER
+    if variants_per_cover > high:
         raise RoundError(
-            f"a comparison round renders the variants per cover from each version, {MAX_VARIANTS_PER_TASK} in all at "
-            f"most: choose 1-{MAX_VARIANTS_PER_TASK // 2} variants per cover"
+            f"a comparison round renders the variants per cover from each version, {limits.VARIANTS_PER_TASK[1]} in "
+            f"all at most: choose {low}-{high} variants per cover"
         )
 
 
@@ -298,18 +298,22 @@ def round_create(
         raise RoundError("a round needs at least one cover")
     if captioner_version.kind != ModelKind.CAPTIONER:
         raise RoundError(f"model version {captioner_version.pk} is a {captioner_version.kind}, not a captioner")
-    if not 1 <= variants_per_cover <= MAX_VARIANTS_PER_TASK:
-        raise RoundError(f"variants per cover must be between 1 and {MAX_VARIANTS_PER_TASK}")
+    if not limits.VARIANTS_PER_TASK[0] <= variants_per_cover <= limits.VARIANTS_PER_TASK[1]:
+        raise RoundError(
+            f"variants per cover must be between {limits.VARIANTS_PER_TASK[0]} and {limits.VARIANTS_PER_TASK[1]}"
+        )
     if comparison_version is not None:
         _comparison_check(
             captioner_version=captioner_version,
             comparison_version=comparison_version,
             variants_per_cover=variants_per_cover,
         )
-    if overlap_k < 1:
-        raise RoundError("overlap k must be at least 1")
-    if not 0 <= gold_rate <= 1:
-        raise RoundError("the gold rate must be between 0 and 1")
+    if not limits.OVERLAP_K[0] <= overlap_k <= limits.OVERLAP_K[1]:
+        raise RoundError(f"overlap k must be between {limits.OVERLAP_K[0]} and {limits.OVERLAP_K[1]}")
+    if not limits.GOLD_RATE[0] <= gold_rate <= limits.GOLD_RATE[1]:
+        raise RoundError(f"the gold rate must be between {limits.GOLD_RATE[0]:g} and {limits.GOLD_RATE[1]:g}")
+    if seed is not None and not limits.SEED[0] <= seed <= limits.SEED[1]:
+        raise RoundError(f"the seed must be between {limits.SEED[0]} and {limits.SEED[1]}")
     settings = {**DEFAULT_RENDER_SETTINGS, **(render_settings or {})}
     try:
         config = pipeline_config_for(version=captioner_version, render_settings=settings)

@@ -61,6 +61,8 @@ def test_an_admin_starts_a_round_and_reads_its_progress(admin_client, covers, dj
         ({"variants_per_cover": 17}, "variants_per_cover", "less than or equal to 16"),
         ({"duration_s": 0}, "duration_s", "greater than or equal to 0.5"),
         ({"renderer": "theremin"}, "renderer", "not a valid choice"),
+        ({"seed": 2**63}, "seed", "less than or equal to 9223372036854775807"),
+        ({"overlap_k": 51}, "overlap_k", "less than or equal to 50"),
     ],
 )
 def test_bad_payloads_are_400_with_the_reason(admin_client, covers, changes, field, message):
