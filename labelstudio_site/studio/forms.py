@@ -80,6 +80,14 @@ class RoundCreateForm(forms.Form):
     overlap_k = forms.IntegerField(
         label="Overlap k (labelers per task)", min_value=limits.OVERLAP_K[0], max_value=limits.OVERLAP_K[1], initial=3
     )
+    gold_rate = forms.FloatField(
+        label="Gold rate",
+        required=False,
+        min_value=limits.GOLD_RATE[0],
+        max_value=limits.GOLD_RATE[1],
+        initial=0.0,
+        help_text="0-1: the share of a labeler's next tasks that are this round's gold tasks; empty: 0.",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

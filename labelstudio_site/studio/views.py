@@ -122,6 +122,7 @@ def rounds(request: HttpRequest) -> HttpResponse:
                 seed=data["seed"],
                 render_settings={"renderer": data["audio_renderer"], "duration_s": data["duration_s"]},
                 overlap_k=data["overlap_k"],
+                gold_rate=data["gold_rate"] or 0.0,
                 created_by=_staff_user(request),
             )
         except services.RoundError as exc:

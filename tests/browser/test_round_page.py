@@ -14,12 +14,13 @@ from generation.features import AcousticFeatures
 from generation.render import RenderRequest
 from generation.synth import SynthRenderer
 from labelstudio_site.studio import services, tasks
-from labelstudio_site.studio.models import Variant, VariantStatus
+from labelstudio_site.studio.models import GenerationRound, Variant, VariantStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 # Under var/ (ignored): a test run must not change tracked files; benchmarks/results keeps the published copy.
 SCREENSHOT = ROOT / "var" / "screenshots" / "round_page.png"
+FORM_SCREENSHOT = SCREENSHOT.with_name("round_form.png")
 LAUNCH_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -130,6 +131,9 @@ def test_admin_uploads_covers_starts_a_round_and_watches_it_finish(page, live_se
     page.fill("#id_variants_per_cover", "2")
     page.fill("#id_seed", "5")
     page.fill("#id_duration_s", "1.5")
+    page.fill("#id_gold_rate", "0.1")
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(FORM_SCREENSHOT), full_page=True)
     page.click("button:has-text('Start round')")
     expect(page).to_have_url(re.compile(r"/studio/admin/rounds/\d+/$"))
     expect(page.locator("#count-total")).to_have_text("4")
@@ -138,6 +142,7 @@ def test_admin_uploads_covers_starts_a_round_and_watches_it_finish(page, live_se
     assert len(sent_tasks) == 2  # one GPU task per cover
 
     round_id = int(re.search(r"/rounds/(\d+)/", page.url).group(1))
+    assert GenerationRound.objects.get(pk=round_id).gold_rate == 0.1
     finish_like_a_worker(round_id)
 
     # The poll sees the round finish and reloads with the variants' results; no navigation by the test.

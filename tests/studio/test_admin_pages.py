@@ -174,18 +174,24 @@ def test_round_without_covers_is_a_400_with_the_reason_and_creates_nothing(staff
     assert no_broker == []
 
 
-def test_round_form_out_of_range_is_a_400(staff_client):
+@pytest.mark.parametrize(
+    ("field", "value"), [("variants_per_cover", 17), ("gold_rate", 1.5), ("seed", 2**63), ("overlap_k", 51)]
+)
+def test_round_form_out_of_range_is_a_400(staff_client, field, value):
     cover = make_cover()
     version = model_version_base_ensure(profile="tiny")
     form = {
         "covers": [cover.pk],
         "captioner_version": version.pk,
-        "variants_per_cover": 17,
+        "variants_per_cover": 2,
         "audio_renderer": "synth",
         "duration_s": 1,
         "overlap_k": 3,
+        field: value,
     }
-    assert staff_client.post("/studio/admin/rounds/", form).status_code == 400
+    response = staff_client.post("/studio/admin/rounds/", form)
+    assert response.status_code == 400
+    assert "Ensure this value is less than or equal to" in response.content.decode()
     assert not GenerationRound.objects.exists()
 
 
@@ -202,13 +208,14 @@ def test_round_form_creates_the_round_and_redirects_to_its_page(
         "audio_renderer": "synth",
         "duration_s": 2,
         "overlap_k": 2,
+        "gold_rate": 0.2,
     }
     with django_capture_on_commit_callbacks(execute=True):
         response = staff_client.post("/studio/admin/rounds/", form)
     generation_round = GenerationRound.objects.get()
     assert response.status_code == 302
     assert response["Location"] == f"/studio/admin/rounds/{generation_round.pk}/"
-    assert generation_round.seed == 11 and generation_round.overlap_k == 2
+    assert generation_round.seed == 11 and generation_round.overlap_k == 2 and generation_round.gold_rate == 0.2
     assert generation_round.render_settings["duration_s"] == 2.0
     assert Variant.objects.filter(round=generation_round).count() == 6
     assert sorted(args[1] for args in no_broker) == sorted(c.pk for c in covers)
