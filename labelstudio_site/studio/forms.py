@@ -58,8 +58,8 @@ class RoundCreateForm(forms.Form):
         label="Compare with version",
         help_text=(
             "Optional: a second captioner version on the same base model. Each cover then gets the variants per "
-            "cover from both versions (8 each at most), mixed blind for labelers; the round page shows the newer "
-            "version's win rate."
+            f"cover from both versions ({limits.COMPARISON_VARIANTS_PER_COVER[1]} each at most), mixed blind for "
+            "labelers; the round page shows the newer version's win rate."
         ),
     )
     variants_per_cover = forms.IntegerField(
