@@ -20,7 +20,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 # Under var/ (ignored): a test run must not change tracked files; benchmarks/results keeps the published copy.
 SCREENSHOT = ROOT / "var" / "screenshots" / "round_page.png"
-FORM_SCREENSHOT = SCREENSHOT.with_name("round_form.png")
 LAUNCH_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -133,7 +132,10 @@ def test_admin_uploads_covers_starts_a_round_and_watches_it_finish(page, live_se
     page.fill("#id_duration_s", "1.5")
     page.fill("#id_gold_rate", "0.1")
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(FORM_SCREENSHOT), full_page=True)
+    for width, height, name in ((1280, 720, "round_form.png"), (390, 844, "round_form_phone.png")):
+        page.set_viewport_size({"width": width, "height": height})
+        page.screenshot(path=str(SCREENSHOT.with_name(name)), full_page=True)
+    page.set_viewport_size({"width": 1100, "height": 900})
     page.click("button:has-text('Start round')")
     expect(page).to_have_url(re.compile(r"/studio/admin/rounds/\d+/$"))
     expect(page.locator("#count-total")).to_have_text("4")
